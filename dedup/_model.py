@@ -1,0 +1,96 @@
+"""Value types that cross the library boundary: Article in, Decision and Story out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Article:
+    """One news item as the detector sees it.
+
+    Only ``id`` and ``text`` are required. ``published`` and ``fetched_at`` are ISO-8601 strings
+    (``2015-07-21 02:51:32`` or ``2015-07-21T02:51:32+03:00``); they order the articles and rank
+    canonical copies, and are compared as text, so keep one form within a state.
+
+    >>> Article(id="a1", text="نص الخبر").outlet
+    ''
+    """
+
+    id: str
+    text: str
+    title: str = ""
+    url: str = ""
+    outlet: str = ""
+    published: str = ""
+    byline: str = ""
+    fetched_at: str = ""
+    outlet_is_agency: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"Article.id must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.text, str):
+            raise ValueError(f"Article.text must be a string (article {self.id!r}), got {type(self.text).__name__}")
+
+
+Action = Literal["new", "copy", "compilation", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """What the detector decided for one article when it was added.
+
+    ``action`` is ``new`` (founded a story), ``copy`` (joined an existing story), ``compilation``
+    (carries two or more stories that are not copies of each other, so it stands alone rather than
+    merge them), or ``unchanged`` (the same id and content were added before).
+    ``similarity`` is the word-shingle Jaccard and ``containment`` the template-aware containment
+    with ``best_match_id``; both are 0.0 when there is no match.
+    """
+
+    article_id: str
+    story_id: str
+    action: Action
+    canonical_id: str
+    best_match_id: str | None = None
+    similarity: float = 0.0
+    containment: float = 0.0
+
+    @property
+    def is_new_story(self) -> bool:
+        return self.action in ("new", "compilation")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvenanceEntry:
+    """One carrier of a story: who, when, where from, under which credit, how similar."""
+
+    article_id: str
+    outlet: str
+    url: str
+    title: str
+    published: str
+    fetched_at: str
+    credit: str
+    is_canonical: bool
+    similarity: float
+    containment: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Story:
+    """A story cluster with its canonical copy and provenance (members in time order)."""
+
+    story_id: str
+    canonical_id: str
+    canonical_reason: str
+    provenance: tuple[ProvenanceEntry, ...] = field(default_factory=tuple)
+
+    @property
+    def size(self) -> int:
+        return len(self.provenance)
+
+    @property
+    def outlets(self) -> tuple[str, ...]:
+        return tuple(sorted({p.outlet for p in self.provenance if p.outlet}))

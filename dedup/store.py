@@ -1,0 +1,158 @@
+"""The embedded state store: one SQLite file in the state folder.
+
+Every article row carries its shingle set, its signature and the fingerprint of the
+configuration that made them. Each ``add``/``add_many`` is one transaction, so a crash loses at
+most the batch in flight and never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dedup._errors import ConfigMismatchError, StateError
+from dedup.sketch import Signature
+from dedup.text.shingles import HashArray
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
+    story_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    best_match_id TEXT,
+    similarity REAL NOT NULL,
+    containment REAL NOT NULL,
+    title TEXT NOT NULL, url TEXT NOT NULL, outlet TEXT NOT NULL, published TEXT NOT NULL,
+    byline TEXT NOT NULL, fetched_at TEXT NOT NULL, outlet_is_agency INTEGER NOT NULL,
+    credit TEXT, credit_where TEXT, credit_text TEXT,
+    fingerprint TEXT NOT NULL,
+    shingles BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_story ON articles (story_id);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredArticle:
+    seq: int
+    id: str
+    content_hash: str
+    story_id: str
+    action: str
+    best_match_id: str | None
+    similarity: float
+    containment: float
+    title: str
+    url: str
+    outlet: str
+    published: str
+    byline: str
+    fetched_at: str
+    outlet_is_agency: bool
+    credit: str | None
+    credit_where: str | None
+    credit_text: str | None
+    shingles: HashArray
+    signature: Signature
+    text: str
+
+
+_COLUMNS = (
+    "seq, id, content_hash, story_id, action, best_match_id, similarity, containment, title, url, outlet, "
+    "published, byline, fetched_at, outlet_is_agency, credit, credit_where, credit_text, fingerprint, "
+    "shingles, signature, text"
+)
+
+
+class SQLiteStore:
+    """Articles and their story assignment in ``<state>/dedup.sqlite``."""
+
+    FILENAME = "dedup.sqlite"
+
+    def __init__(self, folder: str | Path, fingerprint: str) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.folder / self.FILENAME, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"cannot open the state in {self.folder}: {exc}. "
+                "Is it a detector state folder? Point --state at an empty folder to start a new one."
+            ) from exc
+        self.fingerprint = fingerprint
+        self._check_meta()
+
+    def _check_meta(self) -> None:
+        rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        where = str(self.folder / self.FILENAME)
+        if not rows:
+            with self.transaction():
+                self._db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("schema", SCHEMA_VERSION), ("fingerprint", self.fingerprint)],
+                )
+            return
+        if rows.get("schema") != SCHEMA_VERSION:
+            raise StateError(f"{where} has schema {rows.get('schema')!r}; this version reads {SCHEMA_VERSION!r}")
+        if rows.get("fingerprint") != self.fingerprint:
+            raise ConfigMismatchError(rows.get("fingerprint", "?"), self.fingerprint, where)
+        other = self._db.execute(
+            "SELECT fingerprint FROM articles WHERE fingerprint != ? LIMIT 1", (self.fingerprint,)
+        ).fetchone()
+        if other:
+            raise ConfigMismatchError(other[0], self.fingerprint, where)
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def insert(self, row: StoredArticle) -> None:
+        self._db.execute(
+            f"INSERT INTO articles ({_COLUMNS}) VALUES ({', '.join('?' * 22)})",
+            (
+                row.seq, row.id, row.content_hash, row.story_id, row.action, row.best_match_id,
+                row.similarity, row.containment, row.title, row.url, row.outlet, row.published,
+                row.byline, row.fetched_at, int(row.outlet_is_agency), row.credit, row.credit_where,
+                row.credit_text, self.fingerprint, row.shingles.astype("<u4").tobytes(),
+                row.signature.astype("<u4").tobytes(), row.text,
+            ),
+        )
+
+    def load(self) -> Iterator[StoredArticle]:
+        for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY seq"):
+            yield StoredArticle(
+                seq=r[0], id=r[1], content_hash=r[2], story_id=r[3], action=r[4], best_match_id=r[5],
+                similarity=r[6], containment=r[7], title=r[8], url=r[9], outlet=r[10], published=r[11],
+                byline=r[12], fetched_at=r[13], outlet_is_agency=bool(r[14]), credit=r[15],
+                credit_where=r[16], credit_text=r[17],
+                shingles=np.frombuffer(r[19], dtype="<u4").astype(np.uint32),
+                signature=np.frombuffer(r[20], dtype="<u4").astype(np.uint32),
+                text=r[21],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
