@@ -22,7 +22,7 @@ from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
 from dedup.text.credits import detect_byline_credit
-from dedup.text.shingles import HashArray, shingle_hashes, words
+from dedup.text.shingles import HashArray, shingle_hashes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +61,7 @@ class Prepared:
 
 def prepare_many(articles: list[Article], signer: Signer, shingle_words: int, seed: int) -> list[Prepared]:
     """Shingle and sign a batch of articles (pure: safe to run in worker processes)."""
-    shingles = [shingle_hashes(words(a.text), shingle_words, seed) for a in articles]
+    shingles = [shingle_hashes(a.text, shingle_words, seed) for a in articles]
     signatures = signer.sign_many(shingles)
     return [Prepared(a, s, signatures[i]) for i, (a, s) in enumerate(zip(articles, shingles, strict=True))]
 
@@ -127,6 +127,7 @@ class Detector:
     def add_prepared(self, prepared: list[Prepared]) -> list[Decision]:
         """Add articles whose shingles and signatures were computed elsewhere (e.g. in workers)."""
         self._check_open()
+        self._refuse_changed_ids(prepared)
         decisions: list[Decision] = []
         if self._store is None:
             for p in prepared:
@@ -136,6 +137,17 @@ class Detector:
             for p in prepared:
                 decisions.append(self._add_one(p))
         return decisions
+
+    def _refuse_changed_ids(self, prepared: list[Prepared]) -> None:
+        """Check every id before changing anything, so a refused batch leaves no trace."""
+        seen: dict[str, str] = {}
+        for p in prepared:
+            digest = content_hash(p.article)
+            known = self._members.get(p.article.id)
+            previous = known.row.content_hash if known is not None else seen.get(p.article.id)
+            if previous is not None and previous != digest:
+                raise DuplicateIdError(p.article.id)
+            seen[p.article.id] = digest
 
     def _add_one(self, p: Prepared) -> Decision:
         article = p.article
@@ -323,7 +335,7 @@ class Detector:
         """The stories nearest to ``text``, best first, without adding it."""
         self._check_open()
         sk = self.config.sketch
-        shingles = shingle_hashes(words(text), sk.shingle_words, sk.hash_seed)
+        shingles = shingle_hashes(text, sk.shingle_words, sk.hash_seed)
         neighbours, _, _ = self._neighbours(shingles, self._signer.sign(shingles))
         best: dict[str, Neighbour] = {}
         for n in neighbours:

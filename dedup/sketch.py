@@ -30,7 +30,7 @@ class SketchConfig:
     """Everything that changes a signature. Its ``fingerprint`` is stored with every signature.
 
     >>> SketchConfig().describe()
-    'norm=ar1;shingle=word3;hash=xxh32/0;minhash=affine32/128/1'
+    'norm=ar1;shingle=word3;hash=xxh64mix/0;minhash=affine32/128/1'
     """
 
     normalization: Literal["ar1"] = "ar1"
@@ -47,7 +47,7 @@ class SketchConfig:
 
     def describe(self) -> str:
         return (
-            f"norm={self.normalization};shingle=word{self.shingle_words};hash=xxh32/{self.hash_seed};"
+            f"norm={self.normalization};shingle=word{self.shingle_words};hash=xxh64mix/{self.hash_seed};"
             f"minhash=affine32/{self.num_perm}/{self.minhash_seed}"
         )
 

@@ -74,6 +74,7 @@ def _alias_index() -> dict[str, str]:
 
 
 _ALIASES = _alias_index()
+_GENERIC = frozenset(normalize(g) for g in GENERIC)
 
 
 def detect_byline_credit(byline: str) -> Credit | None:
@@ -94,6 +95,6 @@ def detect_byline_credit(byline: str) -> Credit | None:
         if part in _ALIASES:
             return Credit(agency=_ALIASES[part], where="byline", text=byline.strip())
     for part in parts:
-        if part in (normalize(g) for g in GENERIC):
+        if part in _GENERIC:
             return Credit(agency="generic", where="byline", text=byline.strip())
     return None

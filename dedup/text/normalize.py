@@ -75,6 +75,16 @@ def _fold_word(word: str) -> str:
     return folded
 
 
+def raw_words(text: str) -> list[str]:
+    """Words of ``text`` before folding: NFKC, marks removed, split at every non-alphanumeric."""
+    return _WORD.findall(_REMOVED.sub("", unicodedata.normalize("NFKC", text)))
+
+
+def fold_word(word: str) -> str:
+    """Fold one raw word (letter folds, digits, lower case); memoized."""
+    return _fold_word(word)
+
+
 def _one_pass(text: str) -> list[str]:
     text = unicodedata.normalize("NFKC", text)
     return [_fold_word(w) for w in _WORD.findall(_REMOVED.sub("", text))]

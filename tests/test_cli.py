@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+from edits import boilerplate, first_half, house_spelling, new_headline
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup import Article, Detector
+from dedup.cli import main
+from dedup.dump import time_order_key
+
+
+def corpus(stories: dict[str, str]) -> list[dict[str, str]]:
+    rows = []
+    for n, (key, text) in enumerate(stories.items()):
+        day = f"2015-07-2{n % 3 + 1}"
+        rows.append({"id": key, "text": text, "outlet": "spa", "published": f"{day} 09:00:00"})
+        rows.append({"id": f"{key}-h", "text": new_headline(text), "outlet": "okaz", "published": f"{day} 10:00:00"})
+        rows.append({"id": f"{key}-c", "text": first_half(text), "outlet": "sabq", "published": f"{day} 08:30:00"})
+        rows.append({"id": f"{key}-s", "text": house_spelling(boilerplate(text)), "outlet": "alyaum",
+                     "published": f"{day} 11:00:00", "byline": "الرياض - واس"})
+    rows.append({"id": "roundup", "text": stories["weather"] + "\n" + stories["tech"], "published": "2015-07-23 12:00:00"})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def scan(tmp_path: Path, rows: list[dict[str, str]], *args: str) -> tuple[int, str, list[dict[str, object]]]:
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(out), *args])
+    items = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
+    return result.exit_code, result.output, items
+
+
+def clusters(items: list[dict[str, object]]) -> set[frozenset[object]]:
+    groups: dict[object, set[object]] = {}
+    for r in items:
+        groups.setdefault(r["cluster"], set()).add(r["id"])
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_scan_groups_copies_and_writes_scorer_readable_rows(tmp_path: Path, stories: dict[str, str]) -> None:
+    code, output, items = scan(tmp_path, corpus(stories))
+    assert code == 0, output
+    assert {"id", "cluster", "canonical_id", "is_canonical"} <= set(items[0])
+    groups = clusters(items)
+    for key in stories:
+        assert frozenset({key, f"{key}-h", f"{key}-c", f"{key}-s"}) in groups
+    assert frozenset({"roundup"}) in groups
+    by_id = {r["id"]: r for r in items}
+    assert by_id["summit-c"]["canonical_id"] == "summit-s"  # credited to SPA, beats the earlier cut copy
+    assert "stories with copies" in output
+
+
+def test_scan_writes_stories_with_provenance(tmp_path: Path, stories: dict[str, str]) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", corpus(stories))
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / "items.parquet"),
+                                       "--clusters", str(tmp_path / "stories.jsonl")])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(tmp_path / "items.parquet")
+    assert table.height == len(corpus(stories))
+    stories_out = [json.loads(x) for x in (tmp_path / "stories.jsonl").read_text(encoding="utf-8").splitlines()]
+    big = [s for s in stories_out if s["size"] == 4]
+    assert len(big) == len(stories)
+    assert all(len(s["provenance"]) == 4 and s["first_published"] <= s["last_published"] for s in big)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_clusters_do_not_depend_on_row_order(tmp_path_factory, stories, rnd) -> None:  # type: ignore[no-untyped-def]
+    rows = corpus(stories)
+    _, _, reference = scan(tmp_path_factory.mktemp("a"), rows)
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    _, _, other = scan(tmp_path_factory.mktemp("b"), shuffled)
+    assert {(r["id"], r["cluster"], r["canonical_id"]) for r in reference} == {
+        (r["id"], r["cluster"], r["canonical_id"]) for r in other
+    }
+
+
+def test_library_and_cli_give_the_same_clusters(tmp_path: Path, stories: dict[str, str]) -> None:
+    rows = corpus(stories)
+    random.Random(3).shuffle(rows)
+    _, _, items = scan(tmp_path, rows)
+    articles = sorted((Article(**r) for r in rows), key=time_order_key)  # type: ignore[arg-type]
+    with Detector.in_memory() as d:
+        decisions = d.add_many(articles)
+    assert {(x.article_id, x.story_id) for x in decisions} == {(r["id"], r["cluster"]) for r in items}
+
+
+def test_malformed_json_line_names_file_and_line(tmp_path: Path, stories: dict[str, str]) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": stories["tech"]}) + "\n{broken\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code != 0
+    assert f"{src}:2: malformed JSON" in result.output
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_skip_bad_reports_and_keeps_the_good_rows(tmp_path: Path, stories: dict[str, str]) -> None:
+    src = tmp_path / "in.jsonl"
+    good = json.dumps({"id": "a", "text": stories["tech"]}).encode()
+    src.write_bytes(good + b"\n{broken\n" + b'{"id": "u", "text": "\xff\xfe"}\n' + b'{"text": "no id"}\n')
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / "out.jsonl"), "--skip-bad"])
+    assert result.exit_code == 0, result.output
+    assert f"{src}:2: malformed JSON" in result.output
+    assert f"{src}:3: not valid UTF-8" in result.output
+    assert f"{src}:4: missing 'id'" in result.output
+    assert [json.loads(x)["id"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == ["a"]
+
+
+def test_duplicate_ids_repeated_rows_are_dropped_changed_rows_refused(tmp_path: Path, stories: dict[str, str]) -> None:
+    row = {"id": "a", "text": stories["tech"]}
+    code, output, items = scan(tmp_path, [row, row])
+    assert code == 0 and len(items) == 1 and "repeated ids dropped 1" in output
+    code, output, _ = scan(tmp_path, [row, {"id": "a", "text": stories["health"]}])
+    assert code != 0 and "already used on line 1" in output
+
+
+def test_state_folder_keeps_stories_across_scans(tmp_path: Path, stories: dict[str, str]) -> None:
+    state = tmp_path / "state"
+    first = write_jsonl(tmp_path / "one.jsonl", [{"id": "a", "text": stories["summit"]}])
+    second = write_jsonl(tmp_path / "two.jsonl", [{"id": "b", "text": new_headline(stories["summit"])}])
+    runner = CliRunner()
+    assert runner.invoke(main, ["scan", str(first), "-o", str(tmp_path / "1.jsonl"), "--state", str(state)]).exit_code == 0
+    assert runner.invoke(main, ["scan", str(second), "-o", str(tmp_path / "2.jsonl"), "--state", str(state)]).exit_code == 0
+    row = json.loads((tmp_path / "2.jsonl").read_text(encoding="utf-8"))
+    assert row["cluster"] == "a"
+    shown = runner.invoke(main, ["show", "b", "--state", str(state)])
+    assert shown.exit_code == 0 and "story a: 2 copies" in shown.output
+
+
+def test_every_command_has_help() -> None:
+    for command in ([], ["scan"], ["show"]):
+        result = CliRunner().invoke(main, [*command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["scan", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and "no such file" in result.output

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from edits import appended, boilerplate, credited, first_half, house_spelling, new_headline
+
+from dedup import Article, Detector, DuplicateIdError
+
+
+def art(i: str, text: str, **kw: str | bool) -> Article:
+    return Article(id=i, text=text, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("edit", [new_headline, boilerplate, first_half, house_spelling, credited],
+                         ids=lambda f: f.__name__)
+def test_outlet_edits_join_the_agency_story(stories: dict[str, str], edit) -> None:  # type: ignore[no-untyped-def]
+    with Detector.in_memory() as d:
+        for key, text in stories.items():
+            d.add(art(key, text))
+        decision = d.add(art("copy", edit(stories["diplomacy"])))
+    assert decision.action == "copy"
+    assert decision.story_id == "diplomacy"
+
+
+def test_copy_with_another_article_appended_joins_the_first_story(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add(art("summit", stories["summit"]))
+        decision = d.add(art("page", appended(stories["summit"], stories["tech"])))
+    assert (decision.action, decision.story_id) == ("copy", "summit")
+
+
+def test_distinct_stories_stay_apart(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        decisions = d.add_many(art(k, t) for k, t in stories.items())
+    assert [x.action for x in decisions] == ["new"] * len(stories)
+
+
+def test_roundup_of_two_stories_does_not_merge_them(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add(art("football", stories["football"]))
+        d.add(art("health", stories["health"]))
+        roundup = d.add(art("roundup", stories["football"] + "\n" + stories["health"]))
+        later = d.add(art("football-copy", new_headline(stories["football"])))
+    assert roundup.action == "compilation"
+    assert roundup.story_id == "roundup"
+    assert later.story_id == "football"
+
+
+def test_agency_copy_arriving_last_becomes_canonical(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add(art("paper1", new_headline(stories["weather"]), published="2015-07-21 08:00"))
+        d.add(art("paper2", boilerplate(stories["weather"]), published="2015-07-21 07:00"))
+        last = d.add(art("spa", stories["weather"], published="2015-07-21 09:00", outlet="spa",
+                         outlet_is_agency=True))
+        story = d.story(last.story_id)
+    assert last.canonical_id == "spa"
+    assert story.canonical_reason == "agency's own item"
+    assert [p.article_id for p in story.provenance] == ["paper2", "paper1", "spa"]
+
+
+def test_provenance_lists_outlet_url_credit_and_similarity(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add(art("a", stories["tech"], outlet="okaz", url="https://okaz.example/1", published="2015-07-21 08:00"))
+        d.add(art("b", first_half(stories["tech"]), outlet="sabq", byline="دبي - وام",
+                  published="2015-07-21 09:00"))
+        story = d.story_of("b")
+    entry = {p.article_id: p for p in story.provenance}
+    assert story.canonical_id == "b"  # credited to WAM
+    assert entry["b"].credit == "wam"
+    assert entry["a"].outlet == "okaz" and entry["a"].url == "https://okaz.example/1"
+    assert entry["a"].containment == 1.0 and 0.3 < entry["a"].similarity < 0.7
+
+
+def test_query_finds_the_story_without_adding(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add_many(art(k, t) for k, t in stories.items())
+        hits = d.query(first_half(stories["health"]))
+        assert len(d) == len(stories)
+    assert hits[0].story_id == "health"
+    assert hits[0].containment == 1.0
+
+
+def test_same_id_same_content_is_unchanged_other_content_is_refused(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add(art("a", stories["tech"]))
+        assert d.add(art("a", stories["tech"])).action == "unchanged"
+        with pytest.raises(DuplicateIdError, match="'a'"):
+            d.add(art("a", stories["health"]))
+        assert len(d) == 1
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "Breaking: markets rally as rates fall today in London", "x" * 10])
+def test_empty_short_and_non_arabic_texts_are_accepted(text: str) -> None:
+    with Detector.in_memory() as d:
+        first = d.add(art("a", text))
+        second = d.add(art("b", text))
+    assert first.action == "new"
+    if not text.strip() or len(text.split()) < 3:
+        assert second.action == "new"  # too little text to call anything a copy
+
+
+def test_ten_megabyte_text_is_processed(stories: dict[str, str]) -> None:
+    big = (stories["summit"] + "\n") * (10_000_000 // len(stories["summit"].encode()))
+    with Detector.in_memory() as d:
+        d.add(art("big", big))
+        decision = d.add(art("small", stories["summit"]))
+    assert decision.story_id == "big"
+
+
+def test_restart_continues_where_it_stopped(tmp_path: Path, stories: dict[str, str]) -> None:
+    items = []
+    for k, t in stories.items():
+        items += [art(k, t), art(k + "-h", new_headline(t)), art(k + "-c", first_half(t))]
+    items.append(art("roundup", stories["weather"] + stories["tech"]))
+    with Detector.in_memory() as one:
+        expected = [(d.story_id, d.action) for d in one.add_many(items)]
+    with Detector.open(tmp_path) as first:
+        got = [(d.story_id, d.action) for d in first.add_many(items[:8])]
+    with Detector.open(tmp_path) as second:
+        got += [(d.story_id, d.action) for d in second.add_many(items[8:])]
+        assert len(second) == len(items)
+    assert got == expected
+
+
+def test_a_failing_batch_leaves_the_state_as_it_was(tmp_path: Path, stories: dict[str, str]) -> None:
+    with Detector.open(tmp_path) as d:
+        d.add(art("a", stories["tech"]))
+    with Detector.open(tmp_path) as d:
+        with pytest.raises(DuplicateIdError):
+            d.add_many([art("b", stories["health"]), art("a", stories["summit"])])
+        assert "b" not in d and len(d) == 1
+    with Detector.open(tmp_path) as d:
+        assert "a" in d and "b" not in d and len(d) == 1
+
+
+def test_closed_detector_says_how_to_reopen() -> None:
+    d = Detector.in_memory()
+    d.close()
+    with pytest.raises(RuntimeError, match="Detector.open"):
+        d.add(art("a", "نص"))
