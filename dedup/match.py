@@ -85,7 +85,8 @@ class SharedTextCounter:
 
     def common(self, shingles: HashArray, limit: int) -> npt.NDArray[np.bool_]:
         """A mask of the shingles already seen in more than ``limit`` stories."""
-        return self._counts[shingles & self._mask] > limit
+        mask: npt.NDArray[np.bool_] = self._counts[shingles & self._mask] > limit
+        return mask
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,8 @@ class Signer:
         return out
 
     def sign(self, shingles: HashArray) -> Signature:
-        return self.sign_many([shingles])[0]
+        row: Signature = self.sign_many([shingles])[0]
+        return row
 
 
 def _fmix32(h: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
@@ -110,7 +111,8 @@ def _fmix32(h: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
     h = h * np.uint32(0x85EBCA6B)
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+    mixed: npt.NDArray[np.uint32] = h ^ (h >> np.uint32(16))
+    return mixed
 
 
 def estimate_jaccard(a: Signature, b: Signature) -> float:

@@ -20,11 +20,13 @@ def corpus(stories: dict[str, str]) -> list[dict[str, str]]:
     for n, (key, text) in enumerate(stories.items()):
         day = f"2015-07-2{n % 3 + 1}"
         rows.append({"id": key, "text": text, "outlet": "spa", "published": f"{day} 09:00:00"})
-        rows.append({"id": f"{key}-h", "text": new_headline(text), "outlet": "okaz", "published": f"{day} 10:00:00"})
+        rows.append({"id": f"{key}-h", "text": new_headline(text), "outlet": "okaz",
+                     "published": f"{day} 10:00:00"})
         rows.append({"id": f"{key}-c", "text": first_half(text), "outlet": "sabq", "published": f"{day} 08:30:00"})
         rows.append({"id": f"{key}-s", "text": house_spelling(boilerplate(text)), "outlet": "alyaum",
                      "published": f"{day} 11:00:00", "byline": "الرياض - واس"})
-    rows.append({"id": "roundup", "text": stories["weather"] + "\n" + stories["tech"], "published": "2015-07-23 12:00:00"})
+    rows.append({"id": "roundup", "text": stories["weather"] + "\n" + stories["tech"],
+                 "published": "2015-07-23 12:00:00"})
     return rows
 
 
@@ -131,8 +133,9 @@ def test_state_folder_keeps_stories_across_scans(tmp_path: Path, stories: dict[s
     first = write_jsonl(tmp_path / "one.jsonl", [{"id": "a", "text": stories["summit"]}])
     second = write_jsonl(tmp_path / "two.jsonl", [{"id": "b", "text": new_headline(stories["summit"])}])
     runner = CliRunner()
-    assert runner.invoke(main, ["scan", str(first), "-o", str(tmp_path / "1.jsonl"), "--state", str(state)]).exit_code == 0
-    assert runner.invoke(main, ["scan", str(second), "-o", str(tmp_path / "2.jsonl"), "--state", str(state)]).exit_code == 0
+    for src, out in ((first, "1.jsonl"), (second, "2.jsonl")):
+        result = runner.invoke(main, ["scan", str(src), "-o", str(tmp_path / out), "--state", str(state)])
+        assert result.exit_code == 0, result.output
     row = json.loads((tmp_path / "2.jsonl").read_text(encoding="utf-8"))
     assert row["cluster"] == "a"
     shown = runner.invoke(main, ["show", "b", "--state", str(state)])

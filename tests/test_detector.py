@@ -137,5 +137,13 @@ def test_a_failing_batch_leaves_the_state_as_it_was(tmp_path: Path, stories: dic
 def test_closed_detector_says_how_to_reopen() -> None:
     d = Detector.in_memory()
     d.close()
-    with pytest.raises(RuntimeError, match="Detector.open"):
+    with pytest.raises(RuntimeError, match=r"Detector\.open"):
         d.add(art("a", "نص"))
+
+
+def test_article_appended_after_read_also_line_is_split_off(stories: dict[str, str]) -> None:
+    with Detector.in_memory() as d:
+        d.add(art("football", stories["football"]))
+        d.add(art("health", stories["health"]))
+        page = d.add(art("page", appended(new_headline(stories["football"]), stories["health"])))
+    assert (page.action, page.story_id) == ("copy", "football")

@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
 
 
-def facts(i: str, agency: bool = False, credit: str | None = None, published: str = "", size: int = 10) -> CanonicalFacts:
+def facts(
+    i: str, agency: bool = False, credit: str | None = None, published: str = "", size: int = 10
+) -> CanonicalFacts:
     return CanonicalFacts(article_id=i, outlet_is_agency=agency, credited_agency=credit, published=published,
                           completeness=size)
 
