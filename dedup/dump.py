@@ -105,6 +105,7 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
     if suffix not in (".jsonl", ".ndjson", ".csv", ".parquet"):
         raise InputError(str(target), None, f"unknown output format {suffix!r}",
                          "Use a name ending in .jsonl, .csv or .parquet")
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         if suffix in (".jsonl", ".ndjson"):

@@ -151,3 +151,11 @@ def test_every_command_has_help() -> None:
 def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["scan", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code != 0 and "no such file" in result.output
+
+
+def test_output_folders_are_created(tmp_path: Path, stories: dict[str, str]) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": stories["tech"]}])
+    out = tmp_path / "new" / "dir" / "items.csv"
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(out)["id"].to_list() == ["a"]
