@@ -80,7 +80,7 @@ def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:
     for article_id, story, canonical in detector.assignments():
         if article_id not in wanted:
             continue
-        row = detector._members[article_id].row
+        row = detector.record(article_id)
         rows.append({
             "id": article_id,
             "cluster": story,

@@ -285,6 +285,13 @@ class Detector:
     def __contains__(self, article_id: object) -> bool:
         return article_id in self._members
 
+    def record(self, article_id: str) -> StoredArticle:
+        """What was stored for an article: its fields, credit, story and decision figures."""
+        member = self._members.get(article_id)
+        if member is None:
+            raise KeyError(f"no article with id {article_id!r} in this detector")
+        return member.row
+
     def story_of(self, article_id: str) -> Story:
         """The story an article belongs to."""
         member = self._members.get(article_id)

@@ -8,7 +8,6 @@ that two texts are one story, so they count neither in the overlap nor in the si
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,9 +118,3 @@ def overlap(a: HashArray, a_common: npt.NDArray[np.bool_], b: HashArray, b_commo
         return Overlap(shared, 0.0, jaccard)
     return Overlap(shared, shared / min(specific_a, specific_b), jaccard)
 
-
-def union(sets: Iterable[HashArray]) -> HashArray:
-    arrays = list(sets)
-    if not arrays:
-        return np.empty(0, dtype=np.uint32)
-    return np.unique(np.concatenate(arrays))
