@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
-from dedup.match import CandidateIndex, MatchConfig, Overlap, SharedTextCounter, overlap
+from dedup.match import BandIndex, MatchConfig, Overlap, SharedTextCounter, overlap
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
@@ -90,7 +90,13 @@ class Detector:
         self.config = config or DetectorConfig()
         sk, mc = self.config.sketch, self.config.match
         self._signer = Signer(sk)
-        self._index = CandidateIndex(sk.num_perm, mc.bands, mc.rows, sk.minhash_seed)
+        if mc.bands * mc.rows != sk.num_perm:
+            raise ValueError(
+                f"bands x rows must equal num_perm: {mc.bands} x {mc.rows} != {sk.num_perm}; "
+                "pick bands and rows whose product is the signature length"
+            )
+        self._index = BandIndex(mc.bands, mc.rows)
+        self._ids: list[str] = []  # article ids by arrival number (the index's numbering)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
         self._members: dict[str, _Member] = {}
         self._stories: dict[str, list[str]] = {}
@@ -99,8 +105,18 @@ class Detector:
         self._store = store
         self._closed = False
         if store is not None:
-            for row in store.load():
-                self._remember(row)
+            self._replay(store)
+
+    def _replay(self, store: SQLiteStore) -> None:
+        numbers: list[int] = []
+        signatures: list[Signature] = []
+        for row in store.load():
+            self._remember(row)
+            if row.shingles.size:
+                numbers.append(row.seq)
+                signatures.append(row.signature)
+        if numbers:
+            self._index.add(numbers, np.stack(signatures))
 
     @classmethod
     def open(cls, state_dir: str | Path, config: DetectorConfig | None = None) -> Detector:
@@ -130,15 +146,44 @@ class Detector:
         """Add articles whose shingles and signatures were computed elsewhere (e.g. in workers)."""
         self._check_open()
         self._refuse_changed_ids(prepared)
-        decisions: list[Decision] = []
         if self._store is None:
-            for p in prepared:
-                decisions.append(self._add_one(p))
-            return decisions
-        with self._store.transaction():
-            for p in prepared:
-                decisions.append(self._add_one(p))
-        return decisions
+            return self._add_batch(prepared)
+        try:
+            with self._store.transaction():
+                return self._add_batch(prepared)
+        except BaseException:
+            # The transaction rolled back: rebuild memory from what is stored, so the two agree.
+            self._reset()
+            self._replay(self._store)
+            raise
+
+    def _add_batch(self, prepared: list[Prepared]) -> list[Decision]:
+        # Number the articles that are new (first time their id is seen) in arrival order, and
+        # find every candidate of the batch in one vectorized pass over the band index.
+        fresh: dict[int, int] = {}
+        seen: set[str] = set()
+        for i, p in enumerate(prepared):
+            if p.article.id not in self._members and p.article.id not in seen:
+                seen.add(p.article.id)
+                fresh[i] = len(self._members) + len(fresh)
+        indexed = [i for i in fresh if prepared[i].shingles.size]
+        found: dict[int, npt.NDArray[np.int64]] = {}
+        if indexed:
+            signatures = np.stack([prepared[i].signature for i in indexed])
+            lists = self._index.add_batch([fresh[i] for i in indexed], signatures)
+            found = dict(zip(indexed, lists, strict=True))
+        empty = np.empty(0, dtype=np.int64)
+        return [self._add_one(p, found.get(i, empty)) for i, p in enumerate(prepared)]
+
+    def _reset(self) -> None:
+        mc = self.config.match
+        self._index = BandIndex(mc.bands, mc.rows)
+        self._ids = []
+        self._shared = SharedTextCounter(mc.shared_text_slots_log2)
+        self._members = {}
+        self._stories = {}
+        self._story_shingles = {}
+        self._canonical = {}
 
     def _refuse_changed_ids(self, prepared: list[Prepared]) -> None:
         """Check every id before changing anything, so a refused batch leaves no trace."""
@@ -151,7 +196,7 @@ class Detector:
                 raise DuplicateIdError(p.article.id)
             seen[p.article.id] = digest
 
-    def _add_one(self, p: Prepared) -> Decision:
+    def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64]) -> Decision:
         article = p.article
         digest = content_hash(article)
         known = self._members.get(article.id)
@@ -159,7 +204,7 @@ class Detector:
             if known.row.content_hash != digest:
                 raise DuplicateIdError(article.id)
             return self._decision_of(known.row, "unchanged")
-        neighbours, checked, linked = self._neighbours(p.shingles, p.signature)
+        neighbours, checked, linked = self._neighbours(p.shingles, candidates)
         placement = place(neighbours, checked, linked, self.config.match.majority)
         story_id = placement.story_id if placement.story_id is not None else article.id
         best = placement.best
@@ -201,6 +246,7 @@ class Detector:
             completeness=int(row.shingles.size),
         )
         self._members[row.id] = _Member(row, facts)
+        self._ids.append(row.id)
         members = self._stories.setdefault(row.story_id, [])
         members.append(row.id)
         known = self._story_shingles.get(row.story_id)
@@ -213,20 +259,18 @@ class Detector:
                 self._story_shingles[row.story_id] = np.union1d(known, fresh)
         self._shared.add_story_shingles(fresh)
         self._canonical.pop(row.story_id, None)
-        if row.shingles.size:
-            self._index.insert(row.id, row.signature)
 
     # -- matching -----------------------------------------------------------------------------
 
     def _neighbours(
-        self, shingles: HashArray, signature: Signature
+        self, shingles: HashArray, candidates: npt.NDArray[np.int64]
     ) -> tuple[list[Neighbour], dict[str, int], _Links]:
         mc = self.config.match
         links = _Links(self)
         if shingles.size == 0:
             return [], {}, links
-        candidates = self._index.query(signature)
-        stories = sorted({self._members[c].row.story_id for c in candidates})
+        ids = self._ids
+        stories = sorted({self._members[ids[c]].row.story_id for c in candidates.tolist()})
         common = self._shared.common(shingles, mc.template_stories)
         neighbours: list[Neighbour] = []
         checked: dict[str, int] = {}
@@ -345,7 +389,7 @@ class Detector:
         self._check_open()
         sk = self.config.sketch
         shingles = shingle_hashes(text, sk.shingle_words, sk.hash_seed)
-        neighbours, _, _ = self._neighbours(shingles, self._signer.sign(shingles))
+        neighbours, _, _ = self._neighbours(shingles, self._index.query(self._signer.sign(shingles)))
         best: dict[str, Neighbour] = {}
         for n in neighbours:
             if n.story_id not in best or (n.containment, n.jaccard) > (best[n.story_id].containment,

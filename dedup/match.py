@@ -46,14 +46,14 @@ class MatchConfig:
 
 
 class CandidateIndex:
-    """A MinHashLSH over article ids, fed with precomputed signatures."""
+    """datasketch's MinHashLSH over article ids, fed with precomputed signatures.
+
+    The reference for :class:`BandIndex`: the same bands give the same candidates (a test holds
+    the two side by side). Kept for callers that want datasketch's storage backends.
+    """
 
     def __init__(self, num_perm: int, bands: int, rows: int, seed: int) -> None:
-        if bands * rows != num_perm:
-            raise ValueError(
-                f"bands x rows must equal num_perm: {bands} x {rows} != {num_perm}; "
-                "pick bands and rows whose product is the signature length"
-            )
+        _check_banding(num_perm, bands, rows)
         self._lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
         self._seed = seed
 
@@ -65,6 +65,146 @@ class CandidateIndex:
 
     def insert(self, key: str, signature: Signature) -> None:
         self._lsh.insert(key, self._lean(signature), check_duplication=False)
+
+
+def _check_banding(num_perm: int, bands: int, rows: int) -> None:
+    if bands * rows != num_perm:
+        raise ValueError(
+            f"bands x rows must equal num_perm: {bands} x {rows} != {num_perm}; "
+            "pick bands and rows whose product is the signature length"
+        )
+
+
+_Int64Array = npt.NDArray[np.int64]
+_KeyArray = npt.NDArray[np.uint64]
+
+
+def _fmix64(x: _KeyArray) -> _KeyArray:
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    mixed: _KeyArray = x ^ (x >> np.uint64(33))
+    return mixed
+
+
+def _ranges(starts: _Int64Array, counts: _Int64Array) -> tuple[_Int64Array, _Int64Array]:
+    """For each i, the positions ``starts[i] .. starts[i] + counts[i] - 1``, with their i."""
+    owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    offsets = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, starts[owner] + offsets
+
+
+class BandIndex:
+    """LSH banding over signatures, as MinHashLSH does it, kept as sorted numpy runs.
+
+    Two articles are candidates when all ``rows`` values of at least one of the ``bands`` bands
+    of their signatures are equal (MinHashLSH's rule). Each (band, band values) pair is folded
+    into one 64-bit key; keys live in a few sorted arrays merged as they grow (a log-structured
+    layout), so an article costs 12 bytes a band and a whole batch is looked up with a handful
+    of vectorized searches. Folding can make two different bands collide with probability
+    about 2^-64 per pair; candidates are verified afterwards, so that only costs a check.
+
+    Articles are numbered by the caller with increasing integers (their arrival order).
+
+    >>> import numpy as np
+    >>> index = BandIndex(bands=2, rows=2)
+    >>> sigs = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [7, 7, 3, 4], [5, 5, 5, 5]], dtype=np.uint32)
+    >>> [c.tolist() for c in index.add_batch(np.arange(4), sigs)]
+    [[], [0], [0], []]
+    """
+
+    def __init__(self, bands: int, rows: int) -> None:
+        if bands < 1 or rows < 1:
+            raise ValueError(f"bands and rows must be >= 1, got {bands} and {rows}")
+        self.bands = bands
+        self.rows = rows
+        self._runs: list[tuple[_KeyArray, _Int64Array]] = []
+        salt = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        self._salt = _fmix64(salt)
+
+    def __len__(self) -> int:
+        return sum(keys.size for keys, _ in self._runs) // self.bands
+
+    def keys(self, signatures: npt.NDArray[np.uint32]) -> _KeyArray:
+        """One 64-bit key per band: shape (documents, bands)."""
+        sigs = np.ascontiguousarray(signatures[:, : self.bands * self.rows], dtype=np.uint32)
+        n = sigs.shape[0]
+        if self.rows == 2:
+            raw = sigs.view(np.uint64).reshape(n, self.bands)
+        else:
+            parts = sigs.reshape(n, self.bands, self.rows).astype(np.uint64)
+            raw = np.zeros((n, self.bands), dtype=np.uint64)
+            for r in range(self.rows):
+                raw = _fmix64(raw * np.uint64(0x100000001B3) + parts[:, :, r] + np.uint64(r + 1))
+        keys: _KeyArray = _fmix64(raw ^ self._salt[None, :])
+        return keys
+
+    def query(self, signature: Signature) -> _Int64Array:
+        """Numbers of the indexed articles sharing a band with ``signature`` (sorted, unique)."""
+        flat = self.keys(signature[None, :]).ravel()
+        found = [self._lookup(flat, keys, seqs)[1] for keys, seqs in self._runs]
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
+    def add_batch(self, numbers: npt.ArrayLike, signatures: npt.NDArray[np.uint32]) -> list[_Int64Array]:
+        """Add a batch and return, for each of its articles, the candidates that came before it.
+
+        The same as querying then inserting the articles one at a time, in the given order.
+        """
+        nums = np.asarray(numbers, dtype=np.int64)
+        n = nums.size
+        if n == 0:
+            return []
+        flat = self.keys(signatures).ravel()
+        owner_of = np.repeat(np.arange(n, dtype=np.int64), self.bands)
+        later: list[_Int64Array] = []
+        earlier: list[_Int64Array] = []
+        for keys, seqs in self._runs:
+            owner, found = self._lookup(flat, keys, seqs)
+            later.append(owner_of[owner])
+            earlier.append(found)
+        # Inside the batch: among equal keys (stable order = arrival order), every earlier one.
+        order = np.argsort(flat, kind="stable")
+        ordered = flat[order]
+        new_group = np.ones(n * self.bands, dtype=bool)
+        new_group[1:] = ordered[1:] != ordered[:-1]
+        group_start = np.maximum.accumulate(np.where(new_group, np.arange(ordered.size), 0))
+        position = np.arange(ordered.size, dtype=np.int64)
+        owner, before = _ranges(group_start.astype(np.int64), position - group_start)
+        later.append(owner_of[order[owner]])
+        earlier.append(nums[owner_of[order[before]]])
+        self._push(ordered, nums[owner_of[order]])
+        pairs_later = np.concatenate(later)
+        pairs_earlier = np.concatenate(earlier)
+        keep = nums[pairs_later] != pairs_earlier
+        pairs = np.unique(np.stack([pairs_later[keep], pairs_earlier[keep]], axis=1), axis=0)
+        bounds = np.searchsorted(pairs[:, 0], np.arange(n + 1))
+        return [pairs[bounds[i] : bounds[i + 1], 1] for i in range(n)]
+
+    def add(self, numbers: npt.ArrayLike, signatures: npt.NDArray[np.uint32]) -> None:
+        """Add without looking anything up (e.g. when replaying stored state)."""
+        nums = np.asarray(numbers, dtype=np.int64)
+        if nums.size == 0:
+            return
+        flat = self.keys(signatures).ravel()
+        order = np.argsort(flat, kind="stable")
+        self._push(flat[order], np.repeat(nums, self.bands)[order])
+
+    @staticmethod
+    def _lookup(flat: _KeyArray, keys: _KeyArray, seqs: _Int64Array) -> tuple[_Int64Array, _Int64Array]:
+        lo = np.searchsorted(keys, flat, side="left")
+        hi = np.searchsorted(keys, flat, side="right")
+        owner, at = _ranges(lo.astype(np.int64), (hi - lo).astype(np.int64))
+        return owner, seqs[at]
+
+    def _push(self, keys: _KeyArray, seqs: _Int64Array) -> None:
+        self._runs.append((keys, seqs))
+        # Merge while the newest run is at least half the size of the one before it: O(log n) runs.
+        while len(self._runs) >= 2 and self._runs[-1][0].size * 2 >= self._runs[-2][0].size:
+            (k2, s2), (k1, s1) = self._runs.pop(), self._runs.pop()
+            merged_keys = np.concatenate([k1, k2])
+            order = np.argsort(merged_keys, kind="stable")
+            self._runs.append((merged_keys[order], np.concatenate([s1, s2])[order]))
 
 
 class SharedTextCounter:
@@ -108,13 +248,17 @@ def overlap(a: HashArray, a_common: npt.NDArray[np.bool_], b: HashArray, b_commo
     """
     if a.size == 0 or b.size == 0:
         return Overlap(0, 0.0, 0.0)
-    both, ia, _ = np.intersect1d(a, b, assume_unique=True, return_indices=True)
-    inter_all = int(both.size)
+    if a.size > b.size:  # look the smaller set up in the larger one
+        a, a_common, b, b_common = b, b_common, a, a_common
+    at = np.searchsorted(b, a)
+    at[at == b.size] = 0
+    hit = b[at] == a
+    inter_all = int(np.count_nonzero(hit))
     jaccard = inter_all / (a.size + b.size - inter_all)
     specific_a = int(a.size - np.count_nonzero(a_common))
     specific_b = int(b.size - np.count_nonzero(b_common))
-    shared = int(inter_all - np.count_nonzero(a_common[ia]))
+    # A shingle counts as shared when it is specific on both sides.
+    shared = int(np.count_nonzero(hit & ~a_common & ~b_common[at]))
     if specific_a == 0 or specific_b == 0:
         return Overlap(shared, 0.0, jaccard)
     return Overlap(shared, shared / min(specific_a, specific_b), jaccard)
-

@@ -1,0 +1,65 @@
+"""The band index proposes exactly the candidates datasketch's MinHashLSH proposes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.match import BandIndex, CandidateIndex
+from dedup.sketch import Signer, SketchConfig
+from dedup.text.shingles import shingle_hashes
+from tests.edits import first_half, new_headline
+
+
+def _signatures(texts: list[str]) -> np.ndarray:
+    return Signer(SketchConfig()).sign_many([shingle_hashes(t) for t in texts])
+
+
+def test_same_candidates_as_minhashlsh_one_batch(stories: dict[str, str]) -> None:
+    texts = [t for body in stories.values() for t in (body, first_half(body), new_headline(body))]
+    sigs = _signatures(texts)
+    reference = CandidateIndex(128, 64, 2, seed=1)
+    expected = []
+    for i, sig in enumerate(sigs):
+        expected.append(sorted(int(k) for k in reference.query(sig)))
+        reference.insert(str(i), sig)
+    ours = BandIndex(64, 2).add_batch(np.arange(len(texts)), sigs)
+    assert [c.tolist() for c in ours] == expected
+    assert any(expected), "the fixture must contain copies, or this test proves nothing"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 3), min_size=8, max_size=8), min_size=1, max_size=30),
+    st.integers(1, 30),
+    st.sampled_from([(4, 2), (8, 1), (2, 4)]),
+)
+def test_batches_of_any_size_equal_one_at_a_time(
+    rows: list[list[int]], batch: int, banding: tuple[int, int]
+) -> None:
+    # Tiny value ranges force many equal bands, so buckets of every size occur.
+    sigs = np.array(rows, dtype=np.uint32)
+    bands, per_band = banding
+    one_by_one = BandIndex(bands, per_band)
+    expected = [one_by_one.add_batch([i], sigs[i : i + 1])[0].tolist() for i in range(len(sigs))]
+    batched = BandIndex(bands, per_band)
+    got: list[list[int]] = []
+    for start in range(0, len(sigs), batch):
+        got += [c.tolist() for c in batched.add_batch(np.arange(start, min(start + batch, len(sigs))),
+                                                        sigs[start : start + batch])]
+    assert got == expected
+    # The rule itself: candidates are the earlier rows that agree on every value of some band.
+    for i, found in enumerate(expected):
+        truth = [j for j in range(i) if any(
+            (sigs[i, b * per_band : (b + 1) * per_band] == sigs[j, b * per_band : (b + 1) * per_band]).all()
+            for b in range(bands))]
+        assert found == truth
+
+
+def test_query_does_not_add(stories: dict[str, str]) -> None:
+    sigs = _signatures(list(stories.values()))
+    index = BandIndex(64, 2)
+    index.add(np.arange(len(sigs)), sigs)
+    assert index.query(sigs[2]).tolist() == [2]
+    assert len(index) == len(sigs)
