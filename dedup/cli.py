@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from dedup._errors import DedupError
-from dedup.detector import Detector
+from dedup.detector import Detector, default_workers
 from dedup.dump import ReadReport, read_jsonl, story_row, time_order_key, write_table
 
 
@@ -36,9 +36,11 @@ def main() -> None:
               help="Match against (and add to) the state in this folder, e.g. the daemon's state/. "
                    "Without it the scan runs in memory.")
 @click.option("--skip-bad", is_flag=True, help="Skip rows that cannot be read and list them, instead of stopping.")
+@click.option("-j", "--workers", type=click.IntRange(min=1), default=default_workers(), show_default="all cores",
+              help="Processes for cleaning, shingling and signing. The clusters do not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | None, skip_bad: bool,
-         quiet: bool) -> None:
+         workers: int, quiet: bool) -> None:
     """Cluster the articles of a JSONL dump into stories.
 
     Rows are objects with `id` and `text`, and optionally `title`, `url`, `outlet`, `published`,
@@ -51,7 +53,7 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
         articles = sorted(read_jsonl(input_path, report, skip_bad=skip_bad), key=time_order_key)
         detector = Detector.open(state) if state else Detector.in_memory()
         with detector:
-            decisions = detector.add_many(articles)
+            decisions = detector.add_many(articles, workers=workers)
             rows = _item_rows(detector, [d.article_id for d in decisions])
             write_table(rows, output)
             if clusters:

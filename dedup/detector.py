@@ -7,7 +7,11 @@ clusters for the same articles in the same order.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +26,8 @@ from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
 from dedup.text.clean import main_segment
-from dedup.text.credits import detect_byline_credit
-from dedup.text.shingles import HashArray, shingle_hashes
+from dedup.text.credits import Credit, detect_byline_credit
+from dedup.text.shingles import HashArray, shingle_hashes, shingle_sets, word_hashes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,19 +56,68 @@ class _Member:
 
 
 @dataclass(frozen=True, slots=True)
-class Prepared:
-    """An article with its shingles and signature computed (the pure, parallelizable part)."""
+class Sketch:
+    """What the pure, parallelizable steps compute for one article."""
 
-    article: Article
     shingles: HashArray
     signature: Signature
+    digest: str
+    credit: Credit | None
 
 
-def prepare_many(articles: list[Article], signer: Signer, shingle_words: int, seed: int) -> list[Prepared]:
-    """Shingle and sign a batch of articles (pure: safe to run in worker processes)."""
-    shingles = [shingle_hashes(main_segment(a.text), shingle_words, seed) for a in articles]
-    signatures = signer.sign_many(shingles)
-    return [Prepared(a, s, signatures[i]) for i, (a, s) in enumerate(zip(articles, shingles, strict=True))]
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An article with its sketch."""
+
+    article: Article
+    sketch: Sketch
+
+    @property
+    def shingles(self) -> HashArray:
+        return self.sketch.shingles
+
+    @property
+    def signature(self) -> Signature:
+        return self.sketch.signature
+
+
+def sketch_many(articles: list[Article], config: SketchConfig) -> list[Sketch]:
+    """Clean, shingle and sign a batch, hash its content and read its credits.
+
+    Pure (a function of the articles and the configuration), so it can run in worker processes;
+    only what it returns crosses back, not the articles.
+    """
+    words = [word_hashes(main_segment(a.text), config.hash_seed) for a in articles]
+    shingles = shingle_sets(words, config.shingle_words)
+    signatures = _signer(config).sign_many(shingles)
+    return [
+        Sketch(s, signatures[i], content_hash(a), detect_byline_credit(a.byline))
+        for i, (a, s) in enumerate(zip(articles, shingles, strict=True))
+    ]
+
+
+def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared]:
+    """Articles with their sketches, computed here."""
+    return [Prepared(a, k) for a, k in zip(articles, sketch_many(articles, config), strict=True)]
+
+
+_signers: dict[SketchConfig, Signer] = {}
+_WORKER_CHUNK = 1000
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _signer(config: SketchConfig) -> Signer:
+    signer = _signers.get(config)
+    if signer is None:
+        signer = _signers[config] = Signer(config)
+    return signer
 
 
 def content_hash(article: Article) -> str:
@@ -89,7 +142,7 @@ class Detector:
     def __init__(self, config: DetectorConfig | None = None, store: SQLiteStore | None = None) -> None:
         self.config = config or DetectorConfig()
         sk, mc = self.config.sketch, self.config.match
-        self._signer = Signer(sk)
+        self._signer = _signer(sk)
         if mc.bands * mc.rows != sk.num_perm:
             raise ValueError(
                 f"bands x rows must equal num_perm: {mc.bands} x {mc.rows} != {sk.num_perm}; "
@@ -135,12 +188,21 @@ class Detector:
         """Add one article and say which story it belongs to."""
         return self.add_many([article])[0]
 
-    def add_many(self, articles: Iterable[Article]) -> list[Decision]:
-        """Add articles in the given order (one transaction for the batch)."""
+    def add_many(self, articles: Iterable[Article], *, workers: int = 1) -> list[Decision]:
+        """Add articles in the given order (one transaction for the batch).
+
+        With ``workers`` > 1 the pure steps (cleaning, shingling, signing) run in that many
+        processes; the decisions are the same whatever the number of workers.
+        """
         batch = list(articles)
-        sk = self.config.sketch
-        prepared = prepare_many(batch, self._signer, sk.shingle_words, sk.hash_seed)
-        return self.add_prepared(prepared)
+        config = self.config.sketch
+        if workers <= 1 or len(batch) < 2 * _WORKER_CHUNK:
+            return self.add_prepared(prepare_many(batch, config))
+        chunks = [batch[i : i + _WORKER_CHUNK] for i in range(0, len(batch), _WORKER_CHUNK)]
+        # spawn, not fork: forking a process that runs threads (polars, the daemon) can deadlock.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            sketches = [k for part in pool.map(sketch_many, chunks, itertools.repeat(config)) for k in part]
+        return self.add_prepared([Prepared(a, k) for a, k in zip(batch, sketches, strict=True)])
 
     def add_prepared(self, prepared: list[Prepared]) -> list[Decision]:
         """Add articles whose shingles and signatures were computed elsewhere (e.g. in workers)."""
@@ -189,7 +251,7 @@ class Detector:
         """Check every id before changing anything, so a refused batch leaves no trace."""
         seen: dict[str, str] = {}
         for p in prepared:
-            digest = content_hash(p.article)
+            digest = p.sketch.digest
             known = self._members.get(p.article.id)
             previous = known.row.content_hash if known is not None else seen.get(p.article.id)
             if previous is not None and previous != digest:
@@ -198,7 +260,7 @@ class Detector:
 
     def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64]) -> Decision:
         article = p.article
-        digest = content_hash(article)
+        digest = p.sketch.digest
         known = self._members.get(article.id)
         if known is not None:
             if known.row.content_hash != digest:
@@ -208,7 +270,7 @@ class Detector:
         placement = place(neighbours, checked, linked, self.config.match.majority)
         story_id = placement.story_id if placement.story_id is not None else article.id
         best = placement.best
-        credit = detect_byline_credit(article.byline)
+        credit = p.sketch.credit
         row = StoredArticle(
             seq=len(self._members),
             id=article.id,

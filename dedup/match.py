@@ -9,10 +9,10 @@ that two texts are one story, so they count neither in the overlap nor in the si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from datasketch import LeanMinHash, MinHashLSH
 
 from dedup.sketch import Signature
 from dedup.text.shingles import HashArray
@@ -53,11 +53,15 @@ class CandidateIndex:
     """
 
     def __init__(self, num_perm: int, bands: int, rows: int, seed: int) -> None:
+        from datasketch import MinHashLSH  # imported here: it pulls in scipy, 0.4 s at start-up
+
         _check_banding(num_perm, bands, rows)
         self._lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
         self._seed = seed
 
-    def _lean(self, signature: Signature) -> LeanMinHash:
+    def _lean(self, signature: Signature) -> Any:
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self._seed, hashvalues=signature, scheme="affine32")
 
     def query(self, signature: Signature) -> list[str]:

@@ -1,10 +1,20 @@
-"""MinHash signatures, vectorized, in datasketch's ``affine32`` scheme, and the configuration
+"""MinHash signatures computed for a whole batch of documents at once, and the configuration
 fingerprint stamped on every stored signature.
 
-A signature is the column minimum of ``a_k * fmix32(h) + b_k`` (uint32 wraparound) over the
-shingle hashes ``h``: bit for bit what ``datasketch.MinHash(num_perm, seed, scheme="affine32")``
-gives after ``update_batch`` with the same 32-bit hash values, computed for a whole batch of
-documents at once instead of one ``update`` per shingle.
+Two schemes, both giving uint32 signatures that datasketch's ``MinHashLSH``/``LeanMinHash`` take:
+
+``oph`` (the default)
+    One permutation hashing with optimal densification (Li, Owen and Zhang 2012; Shrivastava
+    2017). Each shingle hash is permuted once, ``v = fmix32(a * h + b)``, and falls into bin
+    ``v * K >> 32`` of K bins; a bin keeps its smallest ``v``. An empty bin borrows the value of
+    the first non-empty bin on a probe sequence that depends only on the bin number, so two
+    documents borrow alike. The collision probability of a bin is the Jaccard similarity, as in
+    K-permutation MinHash, at the cost of one hash per shingle instead of K.
+
+``affine32``
+    K-permutation MinHash: the column minimum of ``a_k * fmix32(h) + b_k`` over the shingle
+    hashes, bit for bit what ``datasketch.MinHash(num_perm, seed, scheme="affine32")`` gives
+    after ``update_batch`` with the same 32-bit values (a test holds them side by side).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ Signature = npt.NDArray[np.uint32]
 
 _MAX = np.uint32(0xFFFFFFFF)
 _CHUNK = 1 << 16  # shingles per vectorized block: 128 x 64k uint32 = 32 MiB of scratch
+_MAX_PROBES = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,12 +41,13 @@ class SketchConfig:
     """Everything that changes a signature. Its ``fingerprint`` is stored with every signature.
 
     >>> SketchConfig().describe()
-    'norm=ar1;shingle=word3;hash=xxh64mix/0;minhash=affine32/128/1'
+    'norm=ar1;shingle=word3;hash=xxh64mix/0;minhash=oph/128/1'
     """
 
     normalization: Literal["ar1"] = "ar1"
     shingle_words: int = 3
     hash_seed: int = 0
+    scheme: Literal["oph", "affine32"] = "oph"
     num_perm: int = 128
     minhash_seed: int = 1
 
@@ -44,11 +56,13 @@ class SketchConfig:
             raise ValueError(f"shingle_words must be >= 1, got {self.shingle_words}")
         if not 16 <= self.num_perm <= 1024:
             raise ValueError(f"num_perm must be between 16 and 1024, got {self.num_perm}")
+        if self.scheme not in ("oph", "affine32"):
+            raise ValueError(f"scheme must be 'oph' or 'affine32', got {self.scheme!r}")
 
     def describe(self) -> str:
         return (
             f"norm={self.normalization};shingle=word{self.shingle_words};hash=xxh64mix/{self.hash_seed};"
-            f"minhash=affine32/{self.num_perm}/{self.minhash_seed}"
+            f"minhash={self.scheme}/{self.num_perm}/{self.minhash_seed}"
         )
 
     @property
@@ -84,9 +98,43 @@ class Signer:
         lengths = np.fromiter((s.size for s in shingle_sets), dtype=np.int64, count=n_docs)
         if n_docs == 0 or lengths.sum() == 0:
             return out
-        a, b = self._permutations
         doc_of = np.repeat(np.arange(n_docs), lengths)
-        values = _fmix32(np.concatenate(shingle_sets).astype(np.uint32, copy=False))
+        values = np.concatenate(shingle_sets).astype(np.uint32, copy=False)
+        if self.config.scheme == "oph":
+            self._one_permutation(values, doc_of, out)
+        else:
+            self._k_permutations(values, doc_of, out)
+        return out
+
+    def _one_permutation(self, values: HashArray, doc_of: npt.NDArray[np.int64], out: Signature) -> None:
+        k = self.config.num_perm
+        a, b = self._permutations
+        v = _fmix32(values * a[0, 0] + b[0, 0])
+        bins = ((v.astype(np.uint64) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
+        flat = out.reshape(-1)
+        np.minimum.at(flat, doc_of * k + bins, v)
+        filled = out != _MAX
+        has_any = filled.any(axis=1)
+        rows, cols = np.nonzero(~filled & has_any[:, None])
+        if rows.size == 0:
+            return
+        source = out.copy()
+        for attempt in range(1, _MAX_PROBES + 1):
+            step = np.uint32((attempt * 0x85EBCA77 + self.config.minhash_seed) & 0xFFFFFFFF)
+            probe = _fmix32(cols.astype(np.uint32) * np.uint32(0x9E3779B1) + step)
+            src = ((probe.astype(np.uint64) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
+            ok = filled[rows, src]
+            out[rows[ok], cols[ok]] = source[rows[ok], src[ok]]
+            rows, cols = rows[~ok], cols[~ok]
+            if rows.size == 0:
+                return
+        # Past the probe budget (vanishingly rare): the first non-empty bin, still deterministic.
+        first = np.argmax(filled[rows], axis=1)
+        out[rows, cols] = source[rows, first]
+
+    def _k_permutations(self, values: HashArray, doc_of: npt.NDArray[np.int64], out: Signature) -> None:
+        a, b = self._permutations
+        values = _fmix32(values)
         for start in range(0, values.size, _CHUNK):
             block = values[start : start + _CHUNK]
             docs = doc_of[start : start + _CHUNK]
@@ -98,7 +146,6 @@ class Signer:
             mins = np.minimum.reduceat(permuted, starts, axis=1)
             rows = docs[starts]
             out[rows] = np.minimum(out[rows], mins.T)
-        return out
 
     def sign(self, shingles: HashArray) -> Signature:
         row: Signature = self.sign_many([shingles])[0]

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from dedup.text.normalize import fold_word, normalized_words, raw_words
+from dedup.text.normalize import normalized_words
 
 HashArray = npt.NDArray[np.uint32]
 
@@ -22,8 +22,17 @@ _POSITION_MULTIPLIERS = np.array(
      0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x27D4EB2F165667C5, 0x94D049BB133111EB],
     dtype=np.uint64,
 )
-_MEMO_LIMIT = 500_000
-_word_hashes: dict[int, dict[str, int]] = {}
+_MEMO_LIMIT = 1_000_000
+_single: dict[int, dict[str, int]] = {}
+_multi: dict[int, dict[str, tuple[int, ...]]] = {}
+
+
+def _memos(seed: int) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    single = _single.get(seed)
+    if single is None:
+        single = _single[seed] = {}
+        _multi[seed] = {}
+    return single, _multi[seed]
 
 
 def words(text: str) -> list[str]:
@@ -38,25 +47,42 @@ def words(text: str) -> list[str]:
 def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
     """xxh64 of each normalized word of ``text``, in order.
 
-    The hash of a raw word (before folding) is memoized per seed: news vocabulary repeats, so
-    most words cost one dictionary lookup done in C by ``map``.
+    Normalization never joins or splits across white space (a property test holds this), so
+    the text is cut at white space and each distinct token is normalized and hashed once, then
+    memoized per seed: news vocabulary repeats, and most tokens cost one dictionary lookup
+    done in C by ``map``. A token with no word (punctuation) is remembered as 0; a token with
+    several words (``2015/07/21``), or whose single word hashes to 0, in a second memo.
     """
-    memo = _word_hashes.get(seed)
-    if memo is None:
-        memo = _word_hashes[seed] = {}
-    raw = raw_words(text)
-    found: list[int | None] = list(map(memo.get, raw))
-    if None in found:
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        for i, h in enumerate(found):
-            if h is None:
-                word = raw[i]
-                h = memo.get(word)
-                if h is None:
-                    h = memo[word] = xxhash.xxh64_intdigest(fold_word(word).encode("utf-8"), seed)
-                found[i] = h
-    return np.array(found, dtype=np.uint64)
+    single, multi = _memos(seed)
+    tokens = text.split()
+    found: list[int | None] = list(map(single.get, tokens))
+    if None not in found:
+        out = np.array(found, dtype=np.uint64)
+        if 0 in found:
+            kept: npt.NDArray[np.uint64] = out[out != 0]
+            return kept
+        return out
+    if len(single) + len(multi) >= _MEMO_LIMIT:
+        single.clear()
+        multi.clear()
+    pieces: list[int] = []
+    for token, h in zip(tokens, found, strict=True):
+        if h is None:
+            several = multi.get(token)
+            if several is None:
+                hashes = [xxhash.xxh64_intdigest(w.encode("utf-8"), seed) for w in normalized_words(token)]
+                if len(hashes) == 1 and hashes[0] != 0:
+                    h = single[token] = hashes[0]
+                elif not hashes:
+                    h = single[token] = 0
+                else:
+                    several = multi[token] = tuple(hashes)
+            if several is not None:
+                pieces.extend(several)
+                continue
+        if h:
+            pieces.append(h)
+    return np.array(pieces, dtype=np.uint64)
 
 
 def shingle_hashes_of_words(hashes: npt.NDArray[np.uint64], n: int = 3) -> HashArray:
@@ -64,23 +90,39 @@ def shingle_hashes_of_words(hashes: npt.NDArray[np.uint64], n: int = 3) -> HashA
 
     A text shorter than ``n`` words is one shingle of all its words; an empty text has none.
     """
+    return shingle_sets([hashes], n)[0]
+
+
+def shingle_sets(word_hash_lists: list[npt.NDArray[np.uint64]], n: int = 3) -> list[HashArray]:
+    """:func:`shingle_hashes_of_words` of many texts, computed in one vectorized pass."""
     if n > _POSITION_MULTIPLIERS.size:
         raise ValueError(f"shingles of more than {_POSITION_MULTIPLIERS.size} words are not supported")
-    count = hashes.size
-    if count == 0:
-        return np.empty(0, dtype=np.uint32)
-    width = min(n, count)
-    grams = count - width + 1
-    acc = np.zeros(grams, dtype=np.uint64)
-    for position in range(width):
-        acc += hashes[position : position + grams] * _POSITION_MULTIPLIERS[position]
-    acc ^= np.uint64(width)
+    counts = np.fromiter((h.size for h in word_hash_lists), dtype=np.int64, count=len(word_hash_lists))
+    if counts.sum() == 0:
+        return [np.empty(0, dtype=np.uint32) for _ in word_hash_lists]
+    words = np.concatenate(word_hash_lists).astype(np.uint64, copy=False)
+    ends = np.cumsum(counts)
+    widths = np.minimum(counts, n)
+    # Each text's grams start at its first word and stop where the last full gram fits.
+    grams = np.where(counts > 0, counts - widths + 1, 0)
+    doc_of = np.repeat(np.arange(counts.size), grams)
+    starts = np.repeat(ends - counts, grams) + (np.arange(doc_of.size) - np.repeat(np.cumsum(grams) - grams, grams))
+    width_of = widths[doc_of].astype(np.uint64)
+    acc = np.zeros(doc_of.size, dtype=np.uint64)
+    for position in range(n):
+        inside = width_of > position
+        at = np.where(inside, starts + position, 0)
+        acc += np.where(inside, words[at] * _POSITION_MULTIPLIERS[position], np.uint64(0))
+    acc ^= width_of
     acc ^= acc >> np.uint64(33)
     acc *= np.uint64(0xFF51AFD7ED558CCD)
     acc ^= acc >> np.uint64(33)
     acc *= np.uint64(0xC4CEB9FE1A85EC53)
     acc ^= acc >> np.uint64(33)
-    return np.unique((acc >> np.uint64(32)).astype(np.uint32))
+    keyed = np.unique((doc_of.astype(np.uint64) << np.uint64(32)) | (acc >> np.uint64(32)))
+    bounds = np.searchsorted(keyed >> np.uint64(32), np.arange(counts.size + 1, dtype=np.uint64))
+    values = (keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return [values[bounds[i] : bounds[i + 1]] for i in range(counts.size)]
 
 
 def shingle_hashes(text: str, n: int = 3, seed: int = 0) -> HashArray:
