@@ -10,7 +10,8 @@ import hashlib
 import itertools
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy.typing as npt
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
-from dedup.match import BandIndex, MatchConfig, Overlap, SharedTextCounter, overlap
+from dedup.match import BandIndex, MatchConfig, Overlap, SharedTextCounter, overlap, overlap_many
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
@@ -70,15 +71,21 @@ class Prepared:
     """An article with its sketch."""
 
     article: Article
-    sketch: Sketch
+    sketch: Sketch | None  # None only while checking ids, before the sketch is computed
+
+    @property
+    def ready(self) -> Sketch:
+        if self.sketch is None:
+            raise RuntimeError("this article has not been sketched")
+        return self.sketch
 
     @property
     def shingles(self) -> HashArray:
-        return self.sketch.shingles
+        return self.ready.shingles
 
     @property
     def signature(self) -> Signature:
-        return self.sketch.signature
+        return self.ready.signature
 
 
 def sketch_many(articles: list[Article], config: SketchConfig) -> list[Sketch]:
@@ -198,21 +205,35 @@ class Detector:
         config = self.config.sketch
         if workers <= 1 or len(batch) < 2 * _WORKER_CHUNK:
             return self.add_prepared(prepare_many(batch, config))
+        self._check_open()
+        self._refuse_changed_ids([Prepared(a, None) for a in batch])
         chunks = [batch[i : i + _WORKER_CHUNK] for i in range(0, len(batch), _WORKER_CHUNK)]
         # spawn, not fork: forking a process that runs threads (polars, the daemon) can deadlock.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            sketches = [k for part in pool.map(sketch_many, chunks, itertools.repeat(config)) for k in part]
-        return self.add_prepared([Prepared(a, k) for a, k in zip(batch, sketches, strict=True)])
+        context = multiprocessing.get_context("spawn")
+        decisions: list[Decision] = []
+
+        def run() -> list[Decision]:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                # Chunks come back in order while the next ones are computed: adding overlaps signing.
+                for chunk, sketches in zip(chunks, pool.map(sketch_many, chunks, itertools.repeat(config)),
+                                           strict=True):
+                    decisions.extend(self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)]))
+            return decisions
+
+        return self._in_transaction(run)
 
     def add_prepared(self, prepared: list[Prepared]) -> list[Decision]:
         """Add articles whose shingles and signatures were computed elsewhere (e.g. in workers)."""
         self._check_open()
         self._refuse_changed_ids(prepared)
+        return self._in_transaction(lambda: self._add_batch(prepared))
+
+    def _in_transaction(self, work: Callable[[], list[Decision]]) -> list[Decision]:
         if self._store is None:
-            return self._add_batch(prepared)
+            return work()
         try:
             with self._store.transaction():
-                return self._add_batch(prepared)
+                return work()
         except BaseException:
             # The transaction rolled back: rebuild memory from what is stored, so the two agree.
             self._reset()
@@ -248,11 +269,17 @@ class Detector:
         self._canonical = {}
 
     def _refuse_changed_ids(self, prepared: list[Prepared]) -> None:
-        """Check every id before changing anything, so a refused batch leaves no trace."""
+        """Check every id before changing anything, so a refused batch leaves no trace.
+
+        Only ids that repeat (in the batch or the state) need their content compared.
+        """
+        counts = Counter(p.article.id for p in prepared)
         seen: dict[str, str] = {}
         for p in prepared:
-            digest = p.sketch.digest
             known = self._members.get(p.article.id)
+            if known is None and counts[p.article.id] == 1:
+                continue
+            digest = p.sketch.digest if p.sketch is not None else content_hash(p.article)
             previous = known.row.content_hash if known is not None else seen.get(p.article.id)
             if previous is not None and previous != digest:
                 raise DuplicateIdError(p.article.id)
@@ -260,7 +287,7 @@ class Detector:
 
     def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64]) -> Decision:
         article = p.article
-        digest = p.sketch.digest
+        digest = p.ready.digest
         known = self._members.get(article.id)
         if known is not None:
             if known.row.content_hash != digest:
@@ -270,7 +297,7 @@ class Detector:
         placement = place(neighbours, checked, linked, self.config.match.majority)
         story_id = placement.story_id if placement.story_id is not None else article.id
         best = placement.best
-        credit = p.sketch.credit
+        credit = p.ready.credit
         row = StoredArticle(
             seq=len(self._members),
             id=article.id,
@@ -316,9 +343,12 @@ class Detector:
             fresh = row.shingles
             self._story_shingles[row.story_id] = row.shingles
         else:
-            fresh = np.setdiff1d(row.shingles, known, assume_unique=True)
+            at = np.searchsorted(known, row.shingles)
+            at[at == known.size] = 0
+            fresh = row.shingles[known[at] != row.shingles] if known.size else row.shingles
             if fresh.size:
-                self._story_shingles[row.story_id] = np.union1d(known, fresh)
+                # Two sorted runs: the stable sort (a merge sort) joins them in linear time.
+                self._story_shingles[row.story_id] = np.sort(np.concatenate([known, fresh]), kind="stable")
         self._shared.add_story_shingles(fresh)
         self._canonical.pop(row.story_id, None)
 
@@ -336,13 +366,18 @@ class Detector:
         common = self._shared.common(shingles, mc.template_stories)
         neighbours: list[Neighbour] = []
         checked: dict[str, int] = {}
+        member_ids: list[str] = []
+        story_of: list[str] = []
         for story in stories:
             members = self._members_to_check(story)
             checked[story] = len(members)
-            for m in members:
-                o = self._overlap_with(shingles, common, m)
-                if o.shared >= mc.min_shared and o.containment >= mc.threshold:
-                    neighbours.append(Neighbour(m, story, o.containment, o.jaccard))
+            member_ids += members
+            story_of += [story] * len(members)
+        shared, containment, jaccard = overlap_many(
+            shingles, common, [self._members[m].row.shingles for m in member_ids], self._shared, mc.template_stories
+        )
+        for i in np.flatnonzero((shared >= mc.min_shared) & (containment >= mc.threshold)).tolist():
+            neighbours.append(Neighbour(member_ids[i], story_of[i], float(containment[i]), float(jaccard[i])))
         return neighbours, checked, links
 
     def _members_to_check(self, story: str) -> list[str]:

@@ -224,7 +224,11 @@ class SharedTextCounter:
     def add_story_shingles(self, shingles: HashArray) -> None:
         """Count ``shingles`` (new to one story) once more."""
         if shingles.size:
-            np.add.at(self._counts, shingles & self._mask, 1)
+            slots = np.sort(shingles & self._mask)
+            if slots.size > 1 and (slots[1:] == slots[:-1]).any():
+                np.add.at(self._counts, slots, 1)  # two shingles share a slot: count both
+            else:
+                self._counts[slots] += 1
 
     def common(self, shingles: HashArray, limit: int) -> npt.NDArray[np.bool_]:
         """A mask of the shingles already seen in more than ``limit`` stories."""
@@ -266,3 +270,32 @@ def overlap(a: HashArray, a_common: npt.NDArray[np.bool_], b: HashArray, b_commo
     if specific_a == 0 or specific_b == 0:
         return Overlap(shared, 0.0, jaccard)
     return Overlap(shared, shared / min(specific_a, specific_b), jaccard)
+
+
+def overlap_many(
+    a: HashArray, a_common: npt.NDArray[np.bool_], others: list[HashArray], counter: SharedTextCounter, limit: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`overlap` of ``a`` with each of ``others`` at once: (shared, containment, jaccard).
+
+    The others' common shingles are read from ``counter`` (seen in more than ``limit`` stories).
+    """
+    k = len(others)
+    sizes = np.fromiter((o.size for o in others), dtype=np.int64, count=k)
+    if a.size == 0 or k == 0 or sizes.sum() == 0:
+        return np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k)
+    b = np.concatenate(others)
+    owner = np.repeat(np.arange(k), sizes)
+    b_common = counter.common(b, limit)
+    at = np.searchsorted(a, b)
+    at[at == a.size] = 0
+    hit = a[at] == b
+    inter_all = np.bincount(owner[hit], minlength=k)
+    shared = np.bincount(owner[hit & ~b_common & ~a_common[at]], minlength=k)
+    specific_b = sizes - np.bincount(owner[b_common], minlength=k)
+    specific_a = a.size - int(np.count_nonzero(a_common))
+    smaller = np.minimum(specific_a, specific_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
+        union = a.size + sizes - inter_all
+        jaccard = np.where(union > 0, inter_all / np.maximum(union, 1), 0.0)
+    return shared, containment, jaccard

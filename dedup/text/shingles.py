@@ -56,32 +56,44 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
     single, multi = _memos(seed)
     tokens = text.split()
     found: list[int | None] = list(map(single.get, tokens))
-    if None not in found:
-        out = np.array(found, dtype=np.uint64)
-        if 0 in found:
-            kept: npt.NDArray[np.uint64] = out[out != 0]
-            return kept
-        return out
-    if len(single) + len(multi) >= _MEMO_LIMIT:
-        single.clear()
-        multi.clear()
-    pieces: list[int] = []
-    for token, h in zip(tokens, found, strict=True):
-        if h is None:
-            several = multi.get(token)
-            if several is None:
+    if None in found:
+        if len(single) + len(multi) >= _MEMO_LIMIT:
+            single.clear()
+            multi.clear()
+        spliced: list[int] = []  # positions of tokens with several words
+        for i in [i for i, h in enumerate(found) if h is None]:
+            token = tokens[i]
+            h = single.get(token)
+            if h is None and token not in multi:
                 hashes = [xxhash.xxh64_intdigest(w.encode("utf-8"), seed) for w in normalized_words(token)]
                 if len(hashes) == 1 and hashes[0] != 0:
                     h = single[token] = hashes[0]
                 elif not hashes:
                     h = single[token] = 0
                 else:
-                    several = multi[token] = tuple(hashes)
-            if several is not None:
-                pieces.extend(several)
-                continue
-        if h:
-            pieces.append(h)
+                    multi[token] = tuple(hashes)
+            if h is None:
+                spliced.append(i)
+            else:
+                found[i] = h
+        if spliced:
+            return _splice(found, spliced, [multi[tokens[i]] for i in spliced])
+    out = np.array(found, dtype=np.uint64)
+    if 0 in found:  # tokens without a word
+        kept: npt.NDArray[np.uint64] = out[out != 0]
+        return kept
+    return out
+
+
+def _splice(found: list[int | None], at: list[int], several: list[tuple[int, ...]]) -> npt.NDArray[np.uint64]:
+    """The word hashes in order: one per single-word token, several where ``at`` says."""
+    pieces: list[int] = []
+    previous = 0
+    for i, hashes in zip(at, several, strict=True):
+        pieces += [h for h in found[previous:i] if h]
+        pieces += hashes  # a word of these may hash to 0: it is kept
+        previous = i + 1
+    pieces += [h for h in found[previous:] if h]
     return np.array(pieces, dtype=np.uint64)
 
 
