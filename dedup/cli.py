@@ -38,9 +38,11 @@ def main() -> None:
 @click.option("--skip-bad", is_flag=True, help="Skip rows that cannot be read and list them, instead of stopping.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=default_workers(), show_default="all cores",
               help="Processes for cleaning, shingling and signing. The clusters do not depend on it.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Articles per worker task. The clusters do not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | None, skip_bad: bool,
-         workers: int, quiet: bool) -> None:
+         workers: int, batch_size: int, quiet: bool) -> None:
     """Cluster the articles of a JSONL dump into stories.
 
     Rows are objects with `id` and `text`, and optionally `title`, `url`, `outlet`, `published`,
@@ -53,7 +55,7 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
         articles = sorted(read_jsonl(input_path, report, skip_bad=skip_bad), key=time_order_key)
         detector = Detector.open(state) if state else Detector.in_memory()
         with detector:
-            decisions = detector.add_many(articles, workers=workers)
+            decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size)
             rows = _item_rows(detector, [d.article_id for d in decisions])
             write_table(rows, output)
             if clusters:

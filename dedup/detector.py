@@ -109,7 +109,6 @@ def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared
 
 
 _signers: dict[SketchConfig, Signer] = {}
-_WORKER_CHUNK = 1000
 
 
 def default_workers() -> int:
@@ -195,19 +194,24 @@ class Detector:
         """Add one article and say which story it belongs to."""
         return self.add_many([article])[0]
 
-    def add_many(self, articles: Iterable[Article], *, workers: int = 1) -> list[Decision]:
+    def add_many(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000) -> list[Decision]:
         """Add articles in the given order (one transaction for the batch).
 
         With ``workers`` > 1 the pure steps (cleaning, shingling, signing) run in that many
-        processes; the decisions are the same whatever the number of workers.
+        processes, ``chunk_size`` articles at a time, while this process adds the chunks already
+        done; the decisions are the same whatever the number of workers or the chunk size.
+        Worker processes are spawned, so a script that uses them needs the usual
+        ``if __name__ == "__main__":`` guard.
         """
         batch = list(articles)
         config = self.config.sketch
-        if workers <= 1 or len(batch) < 2 * _WORKER_CHUNK:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if workers <= 1 or len(batch) < 2 * chunk_size:
             return self.add_prepared(prepare_many(batch, config))
         self._check_open()
         self._refuse_changed_ids([Prepared(a, None) for a in batch])
-        chunks = [batch[i : i + _WORKER_CHUNK] for i in range(0, len(batch), _WORKER_CHUNK)]
+        chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
         # spawn, not fork: forking a process that runs threads (polars, the daemon) can deadlock.
         context = multiprocessing.get_context("spawn")
         decisions: list[Decision] = []

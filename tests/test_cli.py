@@ -159,3 +159,14 @@ def test_output_folders_are_created(tmp_path: Path, stories: dict[str, str]) -> 
     result = CliRunner().invoke(main, ["scan", str(src), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert pl.read_csv(out)["id"].to_list() == ["a"]
+
+
+def test_one_and_two_workers_write_identical_results(tmp_path: Path, stories: dict[str, str]) -> None:
+    rows = corpus(stories)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    code1, _, one = scan(tmp_path / "one", rows, "-j", "1")
+    code2, _, two = scan(tmp_path / "two", rows, "-j", "2", "--batch-size", "3")
+    assert code1 == code2 == 0
+    assert one == two
+    assert len(clusters(one)) < len(rows)

@@ -147,3 +147,55 @@ def test_article_appended_after_read_also_line_is_split_off(stories: dict[str, s
         d.add(art("health", stories["health"]))
         page = d.add(art("page", appended(new_headline(stories["football"]), stories["health"])))
     assert (page.action, page.story_id) == ("copy", "football")
+
+
+def _many(stories: dict[str, str]) -> list[Article]:
+    items = []
+    for k, t in stories.items():
+        items += [art(k, t), art(k + "-h", new_headline(t)), art(k + "-c", first_half(t)),
+                  art(k + "-s", house_spelling(boilerplate(t)))]
+    items.append(art("roundup", stories["weather"] + "\n" + stories["tech"]))
+    return items
+
+
+def test_workers_and_chunk_size_do_not_change_decisions(stories: dict[str, str]) -> None:
+    items = _many(stories)
+    with Detector.in_memory() as one:
+        expected = one.add_many(items)
+    with Detector.in_memory() as two:
+        got = two.add_many(items, workers=2, chunk_size=4)
+    assert got == expected
+    assert sum(d.action == "copy" for d in got) >= len(stories) * 3 - 1
+
+
+def test_workers_refuse_a_changed_id_before_adding_anything(tmp_path: Path, stories: dict[str, str]) -> None:
+    items = [*_many(stories), art("tech", "نص آخر مختلف تماما عن الخبر الأول")]
+    with Detector.open(tmp_path) as d:
+        with pytest.raises(DuplicateIdError):
+            d.add_many(items, workers=2, chunk_size=4)
+        assert len(d) == 0
+    with Detector.open(tmp_path) as d:
+        assert len(d) == 0
+
+
+def test_a_failure_inside_a_batch_rolls_back_state_and_memory(tmp_path: Path, stories: dict[str, str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with Detector.open(tmp_path) as d:
+        d.add(art("first", stories["tech"]))
+        calls = 0
+        original = d._add_one
+
+        def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise OSError("disk full")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(d, "_add_one", failing)
+        with pytest.raises(OSError, match="disk full"):
+            d.add_many(_many(stories)[4:10])
+        monkeypatch.undo()
+        assert len(d) == 1 and "first" in d  # memory agrees with the rolled-back store
+        decision = d.add(art("again", new_headline(stories["tech"])))
+        assert decision.story_id == "first"
