@@ -43,11 +43,11 @@ class DuplicateIdError(DedupError):
 class InputError(DedupError):
     """A row of an input file cannot be used; names the file and line."""
 
-    def __init__(self, path: str, line: int | None, problem: str, fix: str = "") -> None:
+    def __init__(self, path: str, line: int | None, problem: str, fix: str = "", *, unit: str = "line") -> None:
         self.path = path
         self.line = line
         self.problem = problem
-        where = f"{path}:{line}" if line is not None else path
+        where = path if line is None else f"{path}:{line}" if unit == "line" else f"{path} {unit} {line}"
         super().__init__(f"{where}: {problem}" + (f". {fix}" if fix else ""))
 
 

@@ -12,7 +12,7 @@ import click
 
 from dedup._errors import DedupError
 from dedup.detector import Detector, default_workers
-from dedup.dump import ReadReport, read_jsonl, story_row, time_order_key, write_table
+from dedup.dump import Columns, ReadReport, read_articles, story_row, time_order_key, write_table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +26,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Items table, one row per article (.jsonl, .csv or .parquet): id, cluster, canonical_id, "
                    "is_canonical, action, best_match_id, similarity, containment, outlet, credit.")
@@ -40,19 +40,31 @@ def main() -> None:
               help="Processes for cleaning, shingling and signing. The clusters do not depend on it.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Articles per worker task. The clusters do not depend on it.")
+@click.option("--id-col", default="id", show_default=True, help="Input column with the article id.")
+@click.option("--text-col", default="text", show_default=True, help="Input column with the body text.")
+@click.option("--title-col", default="title", show_default=True, help="Input column with the headline.")
+@click.option("--url-col", default="url", show_default=True, help="Input column with the url.")
+@click.option("--outlet-col", default="outlet", show_default=True, help="Input column with the outlet name.")
+@click.option("--published-col", default="published", show_default=True,
+              help="Input column with the publication time (ISO 8601).")
+@click.option("--byline-col", default="byline", show_default=True, help="Input column with the byline.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | None, skip_bad: bool,
-         workers: int, batch_size: int, quiet: bool) -> None:
-    """Cluster the articles of a JSONL dump into stories.
+         workers: int, batch_size: int, id_col: str, text_col: str, title_col: str, url_col: str,
+         outlet_col: str, published_col: str, byline_col: str, quiet: bool) -> None:
+    """Cluster the articles of a dump into stories.
 
-    Rows are objects with `id` and `text`, and optionally `title`, `url`, `outlet`, `published`,
-    `byline`, `fetched_at`, `outlet_is_agency`. They are processed in publication-time order (then
-    id), so the result does not depend on the order of the rows in the file.
+    INPUT is JSONL/NDJSON (plain or .gz), CSV or Parquet, told apart by extension. Rows have an
+    id and a text, and optionally title, url, outlet, published, byline, fetched_at,
+    outlet_is_agency (rename columns with the --*-col options). They are processed in
+    publication-time order (then id), so the result does not depend on the order of the rows.
     """
     started = time.perf_counter()
     report = ReadReport()
     try:
-        articles = sorted(read_jsonl(input_path, report, skip_bad=skip_bad), key=time_order_key)
+        columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
+                          published=published_col, byline=byline_col)
+        articles = sorted(read_articles(input_path, report, skip_bad=skip_bad, columns=columns), key=time_order_key)
         detector = Detector.open(state) if state else Detector.in_memory()
         with detector:
             decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,42 +27,142 @@ class ReadReport:
     repeated: int = 0
 
 
-def read_jsonl(path: str | Path, report: ReadReport, skip_bad: bool = False) -> Iterator[Article]:
-    """Articles from a JSONL file: one object per line with ``id``, ``text`` and optional fields.
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Which input column holds each Article field (``--id-col`` ... on the command line)."""
 
-    A bad line raises :class:`InputError` naming the file and line, or with ``skip_bad`` is
-    recorded in ``report`` and skipped. An id repeated with identical content is dropped (counted
-    in ``report.repeated``); repeated with other content it is a bad line.
+    id: str = "id"
+    text: str = "text"
+    title: str = "title"
+    url: str = "url"
+    outlet: str = "outlet"
+    published: str = "published"
+    byline: str = "byline"
+    fetched_at: str = "fetched_at"
+    outlet_is_agency: str = "outlet_is_agency"
+
+    def rename(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A row with its columns renamed to the Article field names."""
+        if self == _DEFAULT_COLUMNS:
+            return obj
+        return {name: obj.get(column) for name, column in zip(_FIELDS, self._columns(), strict=True)}
+
+    def _columns(self) -> tuple[str, ...]:
+        return tuple(getattr(self, f) for f in _FIELDS)
+
+
+_FIELDS = ("id", "text", "title", "url", "outlet", "published", "byline", "fetched_at", "outlet_is_agency")
+_DEFAULT_COLUMNS = Columns()
+FORMATS = ".jsonl, .ndjson, .jsonl.gz, .ndjson.gz, .csv, .parquet"
+
+
+def read_articles(path: str | Path, report: ReadReport, skip_bad: bool = False,
+                  columns: Columns = _DEFAULT_COLUMNS) -> Iterator[Article]:
+    """Articles from a dump, by extension: JSONL/NDJSON (plain or .gz), CSV or Parquet.
+
+    Bad rows raise :class:`InputError` naming the file and line (or row), or with ``skip_bad``
+    are listed in ``report`` and skipped; ids repeated with identical content are dropped and
+    counted, with other content they are bad rows.
     """
-    path = str(path)
+    name = str(path).lower()
+    if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")):
+        return _unique(_jsonl_rows(str(path), columns), str(path), report, skip_bad, "line")
+    if name.endswith(".csv"):
+        return _unique(_table_rows(str(path), "csv", columns), str(path), report, skip_bad, "row")
+    if name.endswith(".parquet"):
+        return _unique(_table_rows(str(path), "parquet", columns), str(path), report, skip_bad, "row")
+    raise InputError(str(path), None, "unknown input format", f"Use one of {FORMATS}")
+
+
+def read_jsonl(path: str | Path, report: ReadReport, skip_bad: bool = False) -> Iterator[Article]:
+    """Articles from a JSONL file: one object per line with ``id``, ``text`` and optional fields."""
+    return _unique(_jsonl_rows(str(path), _DEFAULT_COLUMNS), str(path), report, skip_bad, "line")
+
+
+_Row = tuple[int, "Article | InputError | None"]
+
+
+def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool, unit: str) -> Iterator[Article]:
     seen: dict[str, tuple[int, int]] = {}
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            try:
-                article = _parse_line(raw, path, number)
-                if article is None:
-                    continue
-                fingerprint = hash((article.text, article.title, article.url, article.outlet, article.published))
-                first = seen.get(article.id)
-                if first is not None:
-                    if first[1] == fingerprint:
-                        report.repeated += 1
-                        continue
-                    raise InputError(
-                        path, number,
-                        f"id {article.id!r} was already used on line {first[0]} with different content",
-                        "Ids must be unique: give one of them another id, or pass --skip-bad to keep the first",
-                    )
-                seen[article.id] = (number, fingerprint)
-            except InputError as exc:
-                if not skip_bad:
-                    raise
-                report.skipped.append(str(exc))
+    for number, parsed in rows:
+        try:
+            if isinstance(parsed, InputError):
+                raise parsed
+            if parsed is None:
                 continue
-            yield article
+            article = parsed
+            fingerprint = hash((article.text, article.title, article.url, article.outlet, article.published))
+            first = seen.get(article.id)
+            if first is not None:
+                if first[1] == fingerprint:
+                    report.repeated += 1
+                    continue
+                raise InputError(
+                    path, number,
+                    f"id {article.id!r} was already used on {unit} {first[0]} with different content",
+                    "Ids must be unique: give one of them another id, or pass --skip-bad to keep the first",
+                    unit=unit,
+                )
+            seen[article.id] = (number, fingerprint)
+        except InputError as exc:
+            if not skip_bad:
+                raise
+            report.skipped.append(str(exc))
+            continue
+        yield article
 
 
-def _parse_line(raw: bytes, path: str, number: int) -> Article | None:
+def _jsonl_rows(path: str, columns: Columns) -> Iterator[_Row]:
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        number = 0
+        try:
+            for number, raw in enumerate(fh, 1):
+                try:
+                    yield number, _parse_line(raw, path, number, columns)
+                except InputError as exc:
+                    yield number, exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(path, number + 1, f"the compressed file is corrupt ({exc})",
+                             "Check the download, or decompress what can be read and pass that file") from None
+
+
+def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
+    try:
+        frame = pl.read_csv(path, infer_schema=False) if kind == "csv" else pl.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # polars raises several types; the message says which
+        raise InputError(path, None, f"cannot be read as {kind.upper()}: {exc}") from None
+    names = set(frame.columns)
+    for required, option in (("id", "--id-col"), ("text", "--text-col")):
+        column = getattr(columns, required)
+        if column not in names:
+            raise InputError(path, None, f"no column {column!r} for the article {required} (columns: "
+                                         f"{', '.join(frame.columns)})", f"Name the column with {option}")
+    for name in _FIELDS:
+        column = getattr(columns, name)
+        if column in names:
+            dtype = frame.schema[column]
+            if name == "outlet_is_agency":
+                if dtype != pl.Boolean and dtype != pl.String:
+                    raise InputError(path, None, f"column {column!r} has type {dtype}, expected Boolean",
+                                     "Store true/false in it")
+            elif not (dtype == pl.String or dtype.is_numeric() or dtype.is_temporal()):
+                raise InputError(path, None, f"column {column!r} ({name}) has type {dtype}, expected text",
+                                 "Cast it to a string column")
+    wanted = [getattr(columns, f) for f in _FIELDS if getattr(columns, f) in names]
+    offset = 2 if kind == "csv" else 1  # a CSV's first data row is on line 2
+    as_text = [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
+    frame = frame.select(wanted).with_columns(as_text)
+    for number, obj in enumerate(frame.iter_rows(named=True), offset):
+        try:
+            yield number, _article(columns.rename(obj), path, number, "line" if kind == "csv" else "row")
+        except InputError as exc:
+            yield number, exc
+
+
+def _parse_line(raw: bytes, path: str, number: int, columns: Columns = _DEFAULT_COLUMNS) -> Article | None:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -74,21 +176,28 @@ def _parse_line(raw: bytes, path: str, number: int) -> Article | None:
         raise InputError(path, number, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(obj, dict):
         raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
+    return _article(columns.rename(obj), path, number, "line")
+
+
+def _article(obj: dict[str, Any], path: str, number: int, unit: str) -> Article:
     if obj.get("id") in (None, ""):
-        raise InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'")
+        raise InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'", unit=unit)
     text = obj.get("text")
     if text is None:
         text = ""
     if not isinstance(text, str):
-        raise InputError(path, number, f"'text' must be a string, got {type(text).__name__}")
+        raise InputError(path, number, f"'text' must be a string, got {type(text).__name__}", unit=unit)
     fields = {k: obj.get(k) for k in _OPTIONAL}
     for k, v in fields.items():
         if v is not None and not isinstance(v, str | int | float):
-            raise InputError(path, number, f"'{k}' must be a string, got {type(v).__name__}")
+            raise InputError(path, number, f"'{k}' must be a string, got {type(v).__name__}", unit=unit)
+    agency = obj.get("outlet_is_agency", False)
+    if isinstance(agency, str):
+        agency = agency.strip().lower() in ("1", "true", "yes")
     return Article(
         id=str(obj["id"]),
         text=text,
-        outlet_is_agency=bool(obj.get("outlet_is_agency", False)),
+        outlet_is_agency=bool(agency),
         **{k: ("" if v is None else str(v)) for k, v in fields.items()},
     )
 

@@ -170,3 +170,61 @@ def test_one_and_two_workers_write_identical_results(tmp_path: Path, stories: di
     assert code1 == code2 == 0
     assert one == two
     assert len(clusters(one)) < len(rows)
+
+
+def test_jsonl_gzip_csv_and_parquet_dumps_give_identical_results(tmp_path: Path, stories: dict[str, str]) -> None:
+    import gzip
+
+    rows = [{**r, "outlet_is_agency": r.get("outlet") == "spa"} for r in corpus(stories)]
+    frame = pl.DataFrame(rows)
+    dumps = {
+        "jsonl": write_jsonl(tmp_path / "d.jsonl", rows),
+        "csv": tmp_path / "d.csv",
+        "parquet": tmp_path / "d.parquet",
+        "gz": tmp_path / "d.jsonl.gz",
+    }
+    frame.write_csv(dumps["csv"])
+    frame.write_parquet(dumps["parquet"])
+    dumps["gz"].write_bytes(gzip.compress(dumps["jsonl"].read_bytes()))
+    results = {}
+    for kind, path in dumps.items():
+        out = tmp_path / f"{kind}.out.jsonl"
+        result = CliRunner().invoke(main, ["scan", str(path), "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        results[kind] = out.read_text(encoding="utf-8")
+    assert results["csv"] == results["jsonl"] == results["parquet"] == results["gz"]
+
+
+def test_renamed_columns_are_mapped_by_options(tmp_path: Path, stories: dict[str, str]) -> None:
+    rows = corpus(stories)
+    pl.DataFrame([{"doc": r["id"], "body": r["text"], "date": r["published"]} for r in rows]).write_csv(
+        tmp_path / "d.csv")
+    missing = CliRunner().invoke(main, ["scan", str(tmp_path / "d.csv"), "-o", str(tmp_path / "o.jsonl")])
+    assert missing.exit_code != 0
+    assert "d.csv: no column 'id'" in missing.output and "--id-col" in missing.output
+    ok = CliRunner().invoke(main, ["scan", str(tmp_path / "d.csv"), "-o", str(tmp_path / "o.jsonl"),
+                                   "--id-col", "doc", "--text-col", "body", "--published-col", "date"])
+    assert ok.exit_code == 0, ok.output
+    _, _, reference = scan(tmp_path, [{"id": r["id"], "text": r["text"], "published": r["published"]} for r in rows])
+    mapped = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert clusters(mapped) == clusters(reference)
+
+
+def test_bad_dumps_name_the_file_and_the_fix(tmp_path: Path, stories: dict[str, str]) -> None:
+    corrupt = tmp_path / "bad.jsonl.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00garbage-not-deflate")
+    wrong = tmp_path / "wrong.parquet"
+    pl.DataFrame({"id": ["a"], "text": [[1, 2]]}).write_parquet(wrong)
+    for path, expected in ((corrupt, "bad.jsonl.gz:1: the compressed file is corrupt"),
+                           (wrong, "wrong.parquet: column 'text' (text) has type List")):
+        result = CliRunner().invoke(main, ["scan", str(path), "-o", str(tmp_path / "o.jsonl")])
+        assert result.exit_code != 0
+        assert expected in result.output
+        assert not (tmp_path / "o.jsonl").exists()
+    bad_row = tmp_path / "rows.csv"
+    pl.DataFrame({"id": ["a", None, "c"], "text": [stories["tech"], "x", stories["health"]]}).write_csv(bad_row)
+    strict = CliRunner().invoke(main, ["scan", str(bad_row), "-o", str(tmp_path / "o.jsonl")])
+    assert strict.exit_code != 0 and "rows.csv:3: missing 'id'" in strict.output
+    lenient = CliRunner().invoke(main, ["scan", str(bad_row), "-o", str(tmp_path / "o.jsonl"), "--skip-bad"])
+    assert lenient.exit_code == 0 and "skipped: " in lenient.output
+    assert len((tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()) == 2
