@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
-from dedup.match import BandIndex, MatchConfig, Overlap, SharedTextCounter, overlap, overlap_many
+from dedup.match import BandIndex, MatchConfig, Overlap, SharedTextCounter, check_banding, overlap, overlap_many
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
@@ -71,21 +71,15 @@ class Prepared:
     """An article with its sketch."""
 
     article: Article
-    sketch: Sketch | None  # None only while checking ids, before the sketch is computed
-
-    @property
-    def ready(self) -> Sketch:
-        if self.sketch is None:
-            raise RuntimeError("this article has not been sketched")
-        return self.sketch
+    sketch: Sketch
 
     @property
     def shingles(self) -> HashArray:
-        return self.ready.shingles
+        return self.sketch.shingles
 
     @property
     def signature(self) -> Signature:
-        return self.ready.signature
+        return self.sketch.signature
 
 
 def sketch_many(articles: list[Article], config: SketchConfig) -> list[Sketch]:
@@ -149,11 +143,7 @@ class Detector:
         self.config = config or DetectorConfig()
         sk, mc = self.config.sketch, self.config.match
         self._signer = _signer(sk)
-        if mc.bands * mc.rows != sk.num_perm:
-            raise ValueError(
-                f"bands x rows must equal num_perm: {mc.bands} x {mc.rows} != {sk.num_perm}; "
-                "pick bands and rows whose product is the signature length"
-            )
+        check_banding(sk.num_perm, mc.bands, mc.rows)
         self._index = BandIndex(mc.bands, mc.rows)
         self._ids: list[str] = []  # article ids by arrival number (the index's numbering)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
@@ -210,7 +200,7 @@ class Detector:
         if workers <= 1 or len(batch) < 2 * chunk_size:
             return self.add_prepared(prepare_many(batch, config))
         self._check_open()
-        self._refuse_changed_ids([Prepared(a, None) for a in batch])
+        self._refuse_changed_ids(batch)
         chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
         # spawn, not fork: forking a process that runs threads (polars, the daemon) can deadlock.
         context = multiprocessing.get_context("spawn")
@@ -229,7 +219,7 @@ class Detector:
     def add_prepared(self, prepared: list[Prepared]) -> list[Decision]:
         """Add articles whose shingles and signatures were computed elsewhere (e.g. in workers)."""
         self._check_open()
-        self._refuse_changed_ids(prepared)
+        self._refuse_changed_ids([p.article for p in prepared], [p.sketch.digest for p in prepared])
         return self._in_transaction(lambda: self._add_batch(prepared))
 
     def _in_transaction(self, work: Callable[[], list[Decision]]) -> list[Decision]:
@@ -272,26 +262,27 @@ class Detector:
         self._story_shingles = {}
         self._canonical = {}
 
-    def _refuse_changed_ids(self, prepared: list[Prepared]) -> None:
+    def _refuse_changed_ids(self, articles: list[Article], digests: list[str] | None = None) -> None:
         """Check every id before changing anything, so a refused batch leaves no trace.
 
-        Only ids that repeat (in the batch or the state) need their content compared.
+        Only ids that repeat (in the batch or the state) need their content compared; their
+        digests are computed here when ``digests`` is not given.
         """
-        counts = Counter(p.article.id for p in prepared)
+        counts = Counter(a.id for a in articles)
         seen: dict[str, str] = {}
-        for p in prepared:
-            known = self._members.get(p.article.id)
-            if known is None and counts[p.article.id] == 1:
+        for i, a in enumerate(articles):
+            known = self._members.get(a.id)
+            if known is None and counts[a.id] == 1:
                 continue
-            digest = p.sketch.digest if p.sketch is not None else content_hash(p.article)
-            previous = known.row.content_hash if known is not None else seen.get(p.article.id)
+            digest = digests[i] if digests is not None else content_hash(a)
+            previous = known.row.content_hash if known is not None else seen.get(a.id)
             if previous is not None and previous != digest:
-                raise DuplicateIdError(p.article.id)
-            seen[p.article.id] = digest
+                raise DuplicateIdError(a.id)
+            seen[a.id] = digest
 
     def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64]) -> Decision:
         article = p.article
-        digest = p.ready.digest
+        digest = p.sketch.digest
         known = self._members.get(article.id)
         if known is not None:
             if known.row.content_hash != digest:
@@ -301,7 +292,7 @@ class Detector:
         placement = place(neighbours, checked, linked, self.config.match.majority)
         story_id = placement.story_id if placement.story_id is not None else article.id
         best = placement.best
-        credit = p.ready.credit
+        credit = p.sketch.credit
         row = StoredArticle(
             seq=len(self._members),
             id=article.id,

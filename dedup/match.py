@@ -55,7 +55,7 @@ class CandidateIndex:
     def __init__(self, num_perm: int, bands: int, rows: int, seed: int) -> None:
         from datasketch import MinHashLSH  # imported here: it pulls in scipy, 0.4 s at start-up
 
-        _check_banding(num_perm, bands, rows)
+        check_banding(num_perm, bands, rows)
         self._lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
         self._seed = seed
 
@@ -71,7 +71,8 @@ class CandidateIndex:
         self._lsh.insert(key, self._lean(signature), check_duplication=False)
 
 
-def _check_banding(num_perm: int, bands: int, rows: int) -> None:
+def check_banding(num_perm: int, bands: int, rows: int) -> None:
+    """Refuse a banding that does not use the whole signature, naming the fix."""
     if bands * rows != num_perm:
         raise ValueError(
             f"bands x rows must equal num_perm: {bands} x {rows} != {num_perm}; "
