@@ -6,8 +6,11 @@ clusters for the same articles in the same order.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import hashlib
 import itertools
+import math
 import multiprocessing
 import os
 from collections import Counter
@@ -22,10 +25,10 @@ import numpy.typing as npt
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
-from dedup.match import BandIndex, MatchConfig, Overlap, SharedTextCounter, check_banding, overlap, overlap_many
+from dedup.match import BandIndex, MatchConfig, SharedTextCounter, check_banding, overlap, overlap_many
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
-from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
+from dedup.stories import CanonicalFacts, StoryGraph, canonical_policy
 from dedup.text.clean import main_segment
 from dedup.text.credits import Credit, detect_byline_credit
 from dedup.text.shingles import HashArray, shingle_hashes, shingle_sets, word_hashes
@@ -50,10 +53,11 @@ class StoryMatch:
     similarity: float
 
 
-@dataclass(slots=True)
-class _Member:
-    row: StoredArticle
-    facts: CanonicalFacts
+@dataclass(frozen=True, slots=True)
+class _Link:
+    seq: int
+    containment: float
+    similarity: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,23 +148,36 @@ class Detector:
         sk, mc = self.config.sketch, self.config.match
         self._signer = _signer(sk)
         check_banding(sk.num_perm, mc.bands, mc.rows)
-        self._index = BandIndex(mc.bands, mc.rows)
-        self._ids: list[str] = []  # article ids by arrival number (the index's numbering)
-        self._shared = SharedTextCounter(mc.shared_text_slots_log2)
-        self._members: dict[str, _Member] = {}
-        self._stories: dict[str, list[str]] = {}
-        self._story_shingles: dict[str, HashArray] = {}
-        self._canonical: dict[str, tuple[str, str]] = {}
         self._store = store
         self._closed = False
+        self._reset()
         if store is not None:
             self._replay(store)
+
+    def _reset(self) -> None:
+        mc = self.config.match
+        # Articles are numbered by arrival (seq); these lists are indexed by that number.
+        self._rows: list[StoredArticle] = []
+        self._facts: list[CanonicalFacts] = []
+        self._days: list[float] = []
+        self._seq: dict[str, int] = {}
+        self._index = BandIndex(mc.bands, mc.rows)
+        self._shared = SharedTextCounter(mc.shared_text_slots_log2)
+        self._graph = StoryGraph()
+        self._canonical: dict[int, tuple[str, str]] = {}
 
     def _replay(self, store: SQLiteStore) -> None:
         numbers: list[int] = []
         signatures: list[Signature] = []
+        links = store.load_links()
+        pending = next(links, None)
         for row in store.load():
             self._remember(row)
+            earlier: list[int] = []
+            while pending is not None and pending[0] == row.seq:
+                earlier.append(pending[1])
+                pending = next(links, None)
+            self._graph.add(row.seq, earlier)
             if row.shingles.size:
                 numbers.append(row.seq)
                 signatures.append(row.signature)
@@ -240,9 +257,9 @@ class Detector:
         fresh: dict[int, int] = {}
         seen: set[str] = set()
         for i, p in enumerate(prepared):
-            if p.article.id not in self._members and p.article.id not in seen:
+            if p.article.id not in self._seq and p.article.id not in seen:
                 seen.add(p.article.id)
-                fresh[i] = len(self._members) + len(fresh)
+                fresh[i] = len(self._rows) + len(fresh)
         indexed = [i for i in fresh if prepared[i].shingles.size]
         found: dict[int, npt.NDArray[np.int64]] = {}
         if indexed:
@@ -251,16 +268,6 @@ class Detector:
             found = dict(zip(indexed, lists, strict=True))
         empty = np.empty(0, dtype=np.int64)
         return [self._add_one(p, found.get(i, empty)) for i, p in enumerate(prepared)]
-
-    def _reset(self) -> None:
-        mc = self.config.match
-        self._index = BandIndex(mc.bands, mc.rows)
-        self._ids = []
-        self._shared = SharedTextCounter(mc.shared_text_slots_log2)
-        self._members = {}
-        self._stories = {}
-        self._story_shingles = {}
-        self._canonical = {}
 
     def _refuse_changed_ids(self, articles: list[Article], digests: list[str] | None = None) -> None:
         """Check every id before changing anything, so a refused batch leaves no trace.
@@ -271,11 +278,11 @@ class Detector:
         counts = Counter(a.id for a in articles)
         seen: dict[str, str] = {}
         for i, a in enumerate(articles):
-            known = self._members.get(a.id)
+            known = self._seq.get(a.id)
             if known is None and counts[a.id] == 1:
                 continue
             digest = digests[i] if digests is not None else content_hash(a)
-            previous = known.row.content_hash if known is not None else seen.get(a.id)
+            previous = self._rows[known].content_hash if known is not None else seen.get(a.id)
             if previous is not None and previous != digest:
                 raise DuplicateIdError(a.id)
             seen[a.id] = digest
@@ -283,24 +290,33 @@ class Detector:
     def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64]) -> Decision:
         article = p.article
         digest = p.sketch.digest
-        known = self._members.get(article.id)
+        known = self._seq.get(article.id)
         if known is not None:
-            if known.row.content_hash != digest:
+            if self._rows[known].content_hash != digest:
                 raise DuplicateIdError(article.id)
-            return self._decision_of(known.row, "unchanged")
-        neighbours, checked, linked = self._neighbours(p.shingles, candidates)
-        placement = place(neighbours, checked, linked, self.config.match.majority)
-        story_id = placement.story_id if placement.story_id is not None else article.id
-        best = placement.best
+            return self._decision_of(known, "unchanged")
+        seq = len(self._rows)
+        # Count this article's shingles first: text it shares with many others is common now.
+        self._shared.add(p.shingles)
+        links = self._verify(p.shingles, candidates, _day(article))
+        update = self._graph.add(seq, [link.seq for link in links])
+        for story in update.stories:
+            self._canonical.pop(story, None)
+        story = self._graph.story(seq)
+        # Alone in its story means new: the story of the latest article is named after it only then.
+        kind = "compilation" if self._graph.is_compilation(seq) else "copy" if story != seq else "new"
+        # The best match: the closest link inside the article's story (any link for a compilation).
+        inside = [link for link in links if self._graph.story(link.seq) == story] or links
+        best = min(inside, key=lambda link: (-link.containment, -link.similarity, link.seq), default=None)
         credit = p.sketch.credit
         row = StoredArticle(
-            seq=len(self._members),
+            seq=seq,
             id=article.id,
             content_hash=digest,
-            story_id=story_id,
-            action=placement.kind,
-            best_match_id=best.article_id if best else None,
-            similarity=round(best.jaccard, 4) if best else 0.0,
+            story_id=self._rows[story].id if story != seq else article.id,
+            action=kind,
+            best_match_id=self._rows[best.seq].id if best else None,
+            similarity=round(best.similarity, 4) if best else 0.0,
             containment=round(best.containment, 4) if best else 0.0,
             title=article.title,
             url=article.url,
@@ -316,137 +332,117 @@ class Detector:
             signature=p.signature,
             text=article.text,
         )
+        self._remember(row)
         if self._store is not None:
             self._store.insert(row)
-        self._remember(row)
-        return self._decision_of(row, placement.kind)
+            self._store.insert_links(seq, [(link.seq, link.containment, link.similarity) for link in links])
+            moved = [(self._rows[root].id, node) for node, root in update.moved.items() if node != seq]
+            if moved:
+                self._store.move(moved)
+        return self._decision_of(seq, kind)
 
     def _remember(self, row: StoredArticle) -> None:
-        facts = CanonicalFacts(
-            article_id=row.id,
-            outlet_is_agency=row.outlet_is_agency,
-            credited_agency=row.credit,
-            published=row.published,
-            completeness=int(row.shingles.size),
+        """Keep a stored article in memory (its story is the graph's business)."""
+        self._rows.append(row)
+        self._seq[row.id] = row.seq
+        self._facts.append(
+            CanonicalFacts(
+                article_id=row.id,
+                outlet_is_agency=row.outlet_is_agency,
+                credited_agency=row.credit,
+                published=row.published,
+                completeness=int(row.shingles.size),
+            )
         )
-        self._members[row.id] = _Member(row, facts)
-        self._ids.append(row.id)
-        members = self._stories.setdefault(row.story_id, [])
-        members.append(row.id)
-        known = self._story_shingles.get(row.story_id)
-        if known is None:
-            fresh = row.shingles
-            self._story_shingles[row.story_id] = row.shingles
-        else:
-            at = np.searchsorted(known, row.shingles)
-            at[at == known.size] = 0
-            fresh = row.shingles[known[at] != row.shingles] if known.size else row.shingles
-            if fresh.size:
-                # Two sorted runs: the stable sort (a merge sort) joins them in linear time.
-                self._story_shingles[row.story_id] = np.sort(np.concatenate([known, fresh]), kind="stable")
-        self._shared.add_story_shingles(fresh)
-        self._canonical.pop(row.story_id, None)
+        self._days.append(_day_of(row.published, row.fetched_at))
 
     # -- matching -----------------------------------------------------------------------------
 
-    def _neighbours(
-        self, shingles: HashArray, candidates: npt.NDArray[np.int64]
-    ) -> tuple[list[Neighbour], dict[str, int], _Links]:
+    def _verify(self, shingles: HashArray, candidates: npt.NDArray[np.int64], day: float) -> list[_Link]:
+        """The candidates that verification confirms as linked to a text, in seq order."""
         mc = self.config.match
-        links = _Links(self)
-        if shingles.size == 0:
-            return [], {}, links
-        ids = self._ids
-        stories = sorted({self._members[ids[c]].row.story_id for c in candidates.tolist()})
-        common = self._shared.common(shingles, mc.template_stories)
-        neighbours: list[Neighbour] = []
-        checked: dict[str, int] = {}
-        member_ids: list[str] = []
-        story_of: list[str] = []
-        for story in stories:
-            members = self._members_to_check(story)
-            checked[story] = len(members)
-            member_ids += members
-            story_of += [story] * len(members)
+        if shingles.size == 0 or candidates.size == 0:
+            return []
+        seqs = candidates.tolist()
+        if not math.isnan(day):
+            days = self._days
+            seqs = [c for c in seqs if math.isnan(days[c]) or abs(days[c] - day) <= mc.window_days]
+        if not seqs:
+            return []
+        common = self._shared.common(shingles, mc.template_docs)
         shared, containment, jaccard = overlap_many(
-            shingles, common, [self._members[m].row.shingles for m in member_ids], self._shared, mc.template_stories
+            shingles, common, [self._rows[c].shingles for c in seqs], self._shared, mc.template_docs
         )
-        for i in np.flatnonzero((shared >= mc.min_shared) & (containment >= mc.threshold)).tolist():
-            neighbours.append(Neighbour(member_ids[i], story_of[i], float(containment[i]), float(jaccard[i])))
-        return neighbours, checked, links
-
-    def _members_to_check(self, story: str) -> list[str]:
-        members = self._stories[story]
-        limit = self.config.match.max_members_checked
-        if len(members) <= limit:
-            return members
-        canonical = self._canonical_of(story)[0]
-        recent = [m for m in members[-limit:] if m != canonical][: limit - 1]
-        return [canonical, *recent]
-
-    def _overlap_with(self, shingles: HashArray, common: npt.NDArray[np.bool_], member_id: str) -> Overlap:
-        other = self._members[member_id].row.shingles
-        other_common = self._shared.common(other, self.config.match.template_stories)
-        return overlap(shingles, common, other, other_common)
-
-    def _linked(self, a: str, b: str) -> bool:
-        mc = self.config.match
-        sa = self._members[a].row.shingles
-        o = self._overlap_with(sa, self._shared.common(sa, mc.template_stories), b)
-        return o.shared >= mc.min_shared and o.containment >= mc.threshold
+        keep = np.flatnonzero((shared >= mc.min_shared) & (containment >= mc.threshold)).tolist()
+        return [_Link(seqs[i], float(containment[i]), float(jaccard[i])) for i in keep]
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _canonical_of(self, story: str) -> tuple[str, str]:
+    def _canonical_of(self, story: int) -> tuple[str, str]:
         cached = self._canonical.get(story)
         if cached is None:
-            cached = canonical_policy([self._members[m].facts for m in self._stories[story]])
+            cached = canonical_policy([self._facts[m] for m in self._graph.members(story)])
             self._canonical[story] = cached
         return cached
 
-    def _decision_of(self, row: StoredArticle, action: str) -> Decision:
+    def _decision_of(self, seq: int, action: str) -> Decision:
+        row = self._rows[seq]
+        story = self._graph.story(seq)
         return Decision(
             article_id=row.id,
-            story_id=row.story_id,
+            story_id=self._rows[story].id,
             action=action,  # type: ignore[arg-type]
-            canonical_id=self._canonical_of(row.story_id)[0],
+            canonical_id=self._canonical_of(story)[0],
             best_match_id=row.best_match_id,
             similarity=row.similarity,
             containment=row.containment,
         )
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self._rows)
 
     def __contains__(self, article_id: object) -> bool:
-        return article_id in self._members
+        return article_id in self._seq
+
+    def _seq_of(self, article_id: str) -> int:
+        seq = self._seq.get(article_id)
+        if seq is None:
+            raise KeyError(f"no article with id {article_id!r} in this detector")
+        return seq
 
     def record(self, article_id: str) -> StoredArticle:
-        """What was stored for an article: its fields, credit, story and decision figures."""
-        member = self._members.get(article_id)
-        if member is None:
-            raise KeyError(f"no article with id {article_id!r} in this detector")
-        return member.row
+        """What was stored for an article: its fields, credit, current story and decision figures."""
+        seq = self._seq_of(article_id)
+        row = self._rows[seq]
+        story_id = self._rows[self._graph.story(seq)].id
+        return row if row.story_id == story_id else dataclasses.replace(row, story_id=story_id)
 
     def story_of(self, article_id: str) -> Story:
-        """The story an article belongs to."""
-        member = self._members.get(article_id)
-        if member is None:
-            raise KeyError(f"no article with id {article_id!r} in this detector")
-        return self.story(member.row.story_id)
+        """The story an article belongs to now."""
+        return self._story(self._graph.story(self._seq_of(article_id)))
 
     def story(self, story_id: str) -> Story:
-        """A story with its canonical copy and provenance (members in time order)."""
-        if story_id not in self._stories:
-            raise KeyError(f"no story with id {story_id!r}")
-        canonical_id, reason = self._canonical_of(story_id)
-        canon = self._members[canonical_id].row
-        common = self._shared.common(canon.shingles, self.config.match.template_stories)
+        """A story with its canonical copy and provenance (members in time order).
+
+        A story is named after its earliest member; a story that has since merged into an
+        earlier one is found under that one's id (see :meth:`story_of`).
+        """
+        seq = self._seq.get(story_id)
+        if seq is None or self._graph.story(seq) != seq:
+            hint = f"; article {story_id!r} is now in story {self._rows[self._graph.story(seq)].id!r}" if seq else ""
+            raise KeyError(f"no story with id {story_id!r}{hint}")
+        return self._story(seq)
+
+    def _story(self, story: int) -> Story:
+        canonical_id, reason = self._canonical_of(story)
+        canon = self._rows[self._seq[canonical_id]]
+        limit = self.config.match.template_docs
+        common = self._shared.common(canon.shingles, limit)
         entries = []
-        for m in self._stories[story_id]:
-            row = self._members[m].row
-            o = overlap(row.shingles, self._shared.common(row.shingles, self.config.match.template_stories),
-                        canon.shingles, common) if m != canonical_id else None
+        for m in self._graph.members(story):
+            row = self._rows[m]
+            o = overlap(row.shingles, self._shared.common(row.shingles, limit), canon.shingles, common) \
+                if row.id != canonical_id else None
             entries.append(
                 ProvenanceEntry(
                     article_id=row.id,
@@ -456,40 +452,42 @@ class Detector:
                     published=row.published,
                     fetched_at=row.fetched_at,
                     credit=row.credit or "",
-                    is_canonical=m == canonical_id,
+                    is_canonical=row.id == canonical_id,
                     similarity=1.0 if o is None else round(o.jaccard, 4),
                     containment=1.0 if o is None else round(o.containment, 4),
                 )
             )
-        entries.sort(key=lambda e: (e.published or "\uffff", self._members[e.article_id].row.seq))
-        return Story(story_id=story_id, canonical_id=canonical_id, canonical_reason=reason,
+        entries.sort(key=lambda e: (e.published or "\uffff", self._seq[e.article_id]))
+        return Story(story_id=self._rows[story].id, canonical_id=canonical_id, canonical_reason=reason,
                      provenance=tuple(entries))
 
     def stories(self) -> Iterator[Story]:
         """Every story, in the order they were founded."""
-        for story_id in self._stories:
-            yield self.story(story_id)
+        for story in self._graph.stories():
+            yield self._story(story)
 
     def assignments(self) -> Iterator[tuple[str, str, str]]:
         """(article id, story id, canonical id) for every article, in the order they were added."""
-        for article_id, member in self._members.items():
-            story = member.row.story_id
-            yield article_id, story, self._canonical_of(story)[0]
+        rows = self._rows
+        for seq, row in enumerate(rows):
+            story = self._graph.story(seq)
+            yield row.id, rows[story].id, self._canonical_of(story)[0]
 
     def query(self, text: str, limit: int = 5) -> list[StoryMatch]:
         """The stories nearest to ``text``, best first, without adding it."""
         self._check_open()
         sk = self.config.sketch
         shingles = shingle_hashes(text, sk.shingle_words, sk.hash_seed)
-        neighbours, _, _ = self._neighbours(shingles, self._index.query(self._signer.sign(shingles)))
-        best: dict[str, Neighbour] = {}
-        for n in neighbours:
-            if n.story_id not in best or (n.containment, n.jaccard) > (best[n.story_id].containment,
-                                                                        best[n.story_id].jaccard):
-                best[n.story_id] = n
-        ranked = sorted(best.values(), key=lambda n: (-n.containment, -n.jaccard, n.story_id))[:limit]
-        return [StoryMatch(n.story_id, self._canonical_of(n.story_id)[0], n.article_id, n.containment, n.jaccard)
-                for n in ranked]
+        links = self._verify(shingles, self._index.query(self._signer.sign(shingles)), math.nan)
+        best: dict[int, _Link] = {}
+        for link in links:
+            story = self._graph.story(link.seq)
+            if story not in best or (link.containment, link.similarity) > (best[story].containment,
+                                                                            best[story].similarity):
+                best[story] = link
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1].containment, -kv[1].similarity, kv[0]))[:limit]
+        return [StoryMatch(self._rows[story].id, self._canonical_of(story)[0], self._rows[link.seq].id,
+                           link.containment, link.similarity) for story, link in ranked]
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -511,17 +509,23 @@ class Detector:
         self.close()
 
 
-class _Links:
-    """Neighbour tests between existing articles, memoized for one decision."""
+def _day_of(published: str, fetched_at: str = "") -> float:
+    """The calendar day (proleptic ordinal) of an ISO-8601 time, as written; NaN when unknown.
 
-    def __init__(self, detector: Detector) -> None:
-        self._detector = detector
-        self._memo: dict[tuple[str, str], bool] = {}
+    >>> _day_of("2015-07-21 02:51:32") - _day_of("", "2015-07-20T23:00:00+03:00")
+    1.0
+    >>> import math; math.isnan(_day_of("yesterday"))
+    True
+    """
+    for value in (published, fetched_at):
+        text = value.strip()
+        if len(text) >= 10:
+            try:
+                return float(datetime.date.fromisoformat(text[:10]).toordinal())
+            except ValueError:
+                continue
+    return math.nan
 
-    def __call__(self, a: str, b: str) -> bool:
-        key = (a, b) if a < b else (b, a)
-        found = self._memo.get(key)
-        if found is None:
-            found = self._detector._linked(*key)
-            self._memo[key] = found
-        return found
+
+def _day(article: Article) -> float:
+    return _day_of(article.published, article.fetched_at)

@@ -1,7 +1,7 @@
 """Candidates from datasketch's MinHashLSH, and their verification by exact shingle overlap.
 
 LSH only proposes: every candidate is verified from the stored shingle sets. Verification uses
-*template-aware containment*: shingles that occur in many different stories (page boilerplate,
+*template-aware containment*: shingles that occur in many different articles (page boilerplate,
 the fixed wording of weather reports, market closes or congratulation cables) are not evidence
 that two texts are one story, so they count neither in the overlap nor in the sizes.
 """
@@ -25,15 +25,21 @@ class MatchConfig:
     ``bands`` x ``rows`` must equal the signature's ``num_perm``. 64 bands of 2 rows propose
     pairs down to a Jaccard of about 0.1, so that a copy cut to a third of its source (Jaccard
     0.3, containment 1.0) is still a candidate; verification then decides.
+
+    Two articles are linked when at least ``min_shared`` specific shingles and a share
+    ``threshold`` of the shorter one's specific shingles are common to both (template-aware
+    containment), and they were published at most ``window_days`` calendar days apart (articles
+    with no known time are compared with all). A shingle is *specific* until it has been seen in
+    more than ``template_docs`` articles: wording that many articles share (boilerplate, the fixed
+    text of weather reports, market closes or congratulation cables) is not evidence of a copy.
     """
 
     bands: int = 64
     rows: int = 2
-    threshold: float = 0.5
+    threshold: float = 0.46
     min_shared: int = 3
-    template_stories: int = 4
-    majority: float = 0.49
-    max_members_checked: int = 64
+    template_docs: int = 12
+    window_days: int = 3
     shared_text_slots_log2: int = 24
 
     def __post_init__(self) -> None:
@@ -41,6 +47,10 @@ class MatchConfig:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.min_shared < 1:
             raise ValueError(f"min_shared must be >= 1, got {self.min_shared}")
+        if self.template_docs < 1:
+            raise ValueError(f"template_docs must be >= 1, got {self.template_docs}")
+        if self.window_days < 0:
+            raise ValueError(f"window_days must be >= 0, got {self.window_days}")
         if not 16 <= self.shared_text_slots_log2 <= 30:
             raise ValueError("shared_text_slots_log2 must be between 16 and 30")
 
@@ -213,7 +223,7 @@ class BandIndex:
 
 
 class SharedTextCounter:
-    """How many distinct stories contain each shingle (hashed into a fixed table).
+    """How many articles contain each shingle (hashed into a fixed table).
 
     Collisions can only raise a count, which makes verification stricter, never looser.
     """
@@ -222,8 +232,8 @@ class SharedTextCounter:
         self._mask = np.uint32((1 << slots_log2) - 1)
         self._counts = np.zeros(1 << slots_log2, dtype=np.uint32)
 
-    def add_story_shingles(self, shingles: HashArray) -> None:
-        """Count ``shingles`` (new to one story) once more."""
+    def add(self, shingles: HashArray) -> None:
+        """Count the (distinct) shingles of one more article."""
         if shingles.size:
             slots = np.sort(shingles & self._mask)
             if slots.size > 1 and (slots[1:] == slots[:-1]).any():
@@ -232,7 +242,7 @@ class SharedTextCounter:
                 self._counts[slots] += 1
 
     def common(self, shingles: HashArray, limit: int) -> npt.NDArray[np.bool_]:
-        """A mask of the shingles already seen in more than ``limit`` stories."""
+        """A mask of the shingles seen in more than ``limit`` articles."""
         mask: npt.NDArray[np.bool_] = self._counts[shingles & self._mask] > limit
         return mask
 
@@ -278,7 +288,7 @@ def overlap_many(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """:func:`overlap` of ``a`` with each of ``others`` at once: (shared, containment, jaccard).
 
-    The others' common shingles are read from ``counter`` (seen in more than ``limit`` stories).
+    The others' common shingles are read from ``counter`` (seen in more than ``limit`` articles).
     """
     k = len(others)
     sizes = np.fromiter((o.size for o in others), dtype=np.int64, count=k)

@@ -1,8 +1,10 @@
 """The embedded state store: one SQLite file in the state folder.
 
 Every article row carries its shingle set, its signature and the fingerprint of the
-configuration that made them. Each ``add``/``add_many`` is one transaction, so a crash loses at
-most the batch in flight and never leaves half of one.
+configuration that made them; the ``links`` table holds the verified matches between articles,
+from which the stories are rebuilt on opening (``articles.story_id`` mirrors them for readers).
+Each ``add``/``add_many`` is one transaction, so a crash loses at most the batch in flight and
+never leaves half of one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dedup._errors import ConfigMismatchError, StateError
 from dedup.sketch import Signature
 from dedup.text.shingles import HashArray
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +42,13 @@ CREATE TABLE IF NOT EXISTS articles (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_story ON articles (story_id);
+CREATE TABLE IF NOT EXISTS links (
+    later INTEGER NOT NULL REFERENCES articles (seq),
+    earlier INTEGER NOT NULL REFERENCES articles (seq),
+    containment REAL NOT NULL,
+    similarity REAL NOT NULL,
+    PRIMARY KEY (later, earlier)
+) WITHOUT ROWID;
 """
 
 
@@ -130,6 +139,21 @@ class SQLiteStore:
                 row.signature.astype("<u4").tobytes(), row.text,
             ),
         )
+
+    def insert_links(self, later: int, links: list[tuple[int, float, float]]) -> None:
+        """The verified matches of article ``later``: (earlier seq, containment, similarity)."""
+        self._db.executemany(
+            "INSERT INTO links (later, earlier, containment, similarity) VALUES (?, ?, ?, ?)",
+            [(later, earlier, containment, similarity) for earlier, containment, similarity in links],
+        )
+
+    def move(self, stories: list[tuple[str, int]]) -> None:
+        """Record that articles (by seq) now belong to other stories: (story id, seq) pairs."""
+        self._db.executemany("UPDATE articles SET story_id = ? WHERE seq = ?", stories)
+
+    def load_links(self) -> Iterator[tuple[int, int]]:
+        """(later, earlier) for every link, ordered by the later article."""
+        yield from self._db.execute("SELECT later, earlier FROM links ORDER BY later, earlier")
 
     def load(self) -> Iterator[StoredArticle]:
         for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY seq"):

@@ -1,16 +1,17 @@
-"""Clustering rule and canonical policy: pure functions over plain values.
+"""Clustering rule and canonical policy: pure structures over plain values.
 
-Clustering (one article at a time, in time order):
+Clustering works on the *match graph*: articles are nodes, and two articles are linked when
+verification found one substantially derived from the other (see :mod:`dedup.match`).
 
-1. *Neighbours* are the existing articles the new one overlaps with: template-aware containment
-   >= threshold and at least ``min_shared`` specific shingles in common.
-2. If the neighbours fall in two or more stories and form two or more groups with no link
-   between them (a link: same story, or themselves neighbours), the article is a *compilation*
-   (a round-up carrying several stories). It gets a story of its own instead of merging them.
-3. Otherwise it joins the story holding its best neighbour among the stories where it matches
-   more than ``majority`` of the members checked; a story that it matches only through one
-   member of many is not its story (this stops chaining through round-ups and templates).
-4. With no such story it founds a new one.
+1. A *compilation* (a round-up carrying several stories) is an article whose linked neighbours
+   fall into two or more groups with no link between the groups. It stands alone, so that it does
+   not merge the stories it carries.
+2. Stories are the connected components of the links between the other articles.
+3. A story is named after its earliest member (the first added).
+
+The stories are a function of the links alone, so they do not depend on the order in which the
+links were found; :class:`StoryGraph` keeps them up to date one article at a time, and a story
+can grow, merge with another, or (when a member turns out to be a compilation) split.
 
 Canonical policy (the same whatever the arrival order): the agency's own item, then an
 agency-credited copy, then the earliest published, then the most complete (most shingles),
@@ -19,75 +20,151 @@ then the smallest id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
-class Neighbour:
-    article_id: str
-    story_id: str
-    containment: float
-    jaccard: float
+class Update:
+    """What adding one node changed: the nodes now in another story (the new node included),
+    and every story whose membership may have changed."""
+
+    moved: dict[int, int]
+    stories: list[int]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    kind: Literal["new", "copy", "compilation"]
-    story_id: str | None
-    best: Neighbour | None
+class StoryGraph:
+    """Links between articles numbered 0, 1, 2, ... and the stories they form.
 
-
-def place(
-    neighbours: Sequence[Neighbour],
-    checked_per_story: Mapping[str, int],
-    linked: Callable[[str, str], bool],
-    majority: float,
-) -> Placement:
-    """Decide where a new article goes, given its verified neighbours.
-
-    ``checked_per_story`` says how many members of each candidate story were verified;
-    ``linked(a, b)`` says whether two existing articles are neighbours of each other.
+    >>> g = StoryGraph()
+    >>> for node, links in [(0, []), (1, [0]), (2, []), (3, [2]), (4, [0, 1, 2, 3])]:
+    ...     _ = g.add(node, links)
+    >>> g.story(1), g.story(3), g.is_compilation(4), g.story(4)
+    (0, 2, True, 4)
+    >>> _ = g.add(5, [1, 2, 4])  # links the two groups around 4: they are one story after all
+    >>> g.is_compilation(4), g.story(3), g.members(0)
+    (False, 0, [0, 1, 2, 3, 4, 5])
     """
-    if not neighbours:
-        return Placement("new", None, None)
-    by_story: dict[str, list[Neighbour]] = {}
-    for n in neighbours:
-        by_story.setdefault(n.story_id, []).append(n)
-    if len(by_story) >= 2 and _components(neighbours, linked) >= 2:
-        return Placement("compilation", None, _best(neighbours))
-    eligible = [
-        _best(found)
-        for story, found in by_story.items()
-        if len(found) > majority * checked_per_story.get(story, len(found))
-    ]
-    if not eligible:
-        return Placement("new", None, _best(neighbours))
-    best = _best(eligible)
-    return Placement("copy", best.story_id, best)
+
+    def __init__(self) -> None:
+        self._links: list[set[int]] = []
+        self._compilation: set[int] = set()
+        self._story: list[int] = []  # the earliest member of each node's story
+        self._members: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+    def add(self, node: int, links: Iterable[int]) -> Update:
+        """Add the next node with its links to earlier nodes, and say which stories changed."""
+        if node != len(self._links):
+            raise ValueError(f"nodes are added in order: expected {len(self._links)}, got {node}")
+        linked = {int(x) for x in links}
+        if any(not 0 <= x < node for x in linked):
+            raise ValueError(f"node {node} can only link to earlier nodes, got {sorted(linked)}")
+        self._links.append(linked)
+        self._story.append(node)
+        self._members[node] = [node]
+        for x in linked:
+            self._links[x].add(node)
+        if not linked:
+            return Update({node: node}, [node])
+        # Only the new node and its neighbours can change compilation status (a node's status
+        # depends on the links among its own neighbours).
+        region: set[int] = set()
+        for x in (node, *linked):
+            region.update(self._members[self._story[x]])
+            was = x in self._compilation
+            now = self._splits(x)
+            if now:
+                self._compilation.add(x)
+            else:
+                self._compilation.discard(x)
+            if now != was:
+                for y in self._links[x]:
+                    region.update(self._members[self._story[y]])
+        return self._recompute(region)
+
+    def _splits(self, node: int) -> bool:
+        """Whether the node's neighbours form two or more groups with no link between them."""
+        around = self._links[node]
+        if len(around) < 2:
+            return False
+        start = min(around)
+        seen = {start}
+        todo = [start]
+        while todo:
+            x = todo.pop()
+            for y in self._links[x]:
+                if y in around and y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+        return len(seen) < len(around)
+
+    def _recompute(self, region: set[int]) -> Update:
+        # Every story touching the region lies wholly inside it, so components can be found here.
+        for x in region:
+            self._members.pop(self._story[x], None)
+        moved: dict[int, int] = {}
+        roots: list[int] = []
+        done: set[int] = set()
+        for x in sorted(region):
+            if x in done:
+                continue
+            component = [x]
+            done.add(x)
+            if x not in self._compilation:
+                todo = [x]
+                while todo:
+                    y = todo.pop()
+                    for z in self._links[y]:
+                        if z not in done and z not in self._compilation:
+                            done.add(z)
+                            component.append(z)
+                            todo.append(z)
+            component.sort()
+            root = component[0]
+            roots.append(root)
+            self._members[root] = component
+            for y in component:
+                if self._story[y] != root or y == len(self._story) - 1:
+                    moved[y] = root
+                self._story[y] = root
+        return Update(moved, roots)
+
+    def story(self, node: int) -> int:
+        """The story of a node: the number of its earliest member."""
+        return self._story[node]
+
+    def members(self, story: int) -> list[int]:
+        """The members of a story, in the order they were added."""
+        return self._members[story]
+
+    def stories(self) -> list[int]:
+        """Every story, in the order they were founded."""
+        return sorted(self._members)
+
+    def links(self, node: int) -> set[int]:
+        return self._links[node]
+
+    def is_compilation(self, node: int) -> bool:
+        return node in self._compilation
 
 
-def _best(neighbours: Sequence[Neighbour]) -> Neighbour:
-    return min(neighbours, key=lambda n: (-n.containment, -n.jaccard, n.story_id, n.article_id))
-
-
-def _components(neighbours: Sequence[Neighbour], linked: Callable[[str, str], bool]) -> int:
-    parent = {n.article_id: n.article_id for n in neighbours}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    ordered = sorted(neighbours, key=lambda n: n.article_id)
-    for i, x in enumerate(ordered):
-        for y in ordered[i + 1 :]:
-            rx, ry = find(x.article_id), find(y.article_id)
-            if rx != ry and (x.story_id == y.story_id or linked(x.article_id, y.article_id)):
-                parent[rx] = ry
-    return len({find(n.article_id) for n in neighbours})
+def stories_of(links: Sequence[tuple[int, int]], nodes: int) -> list[int]:
+    """The story of every node computed at once from the whole link list (the reference)."""
+    around: list[set[int]] = [set() for _ in range(nodes)]
+    for a, b in links:
+        if a != b:
+            around[a].add(b)
+            around[b].add(a)
+    graph = StoryGraph()
+    graph._links = around
+    graph._compilation = {x for x in range(nodes) if graph._splits(x)}
+    graph._story = list(range(nodes))
+    graph._members = {x: [x] for x in range(nodes)}
+    graph._recompute(set(range(nodes)))
+    return list(graph._story)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -199,3 +199,46 @@ def test_a_failure_inside_a_batch_rolls_back_state_and_memory(tmp_path: Path, st
         assert len(d) == 1 and "first" in d  # memory agrees with the rolled-back store
         decision = d.add(art("again", new_headline(stories["tech"])))
         assert decision.story_id == "first"
+
+
+def _halves(text: str) -> tuple[str, str]:
+    words = text.split()
+    return " ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])
+
+
+def test_a_later_copy_revokes_a_compilation_and_merges_the_stories_in_the_state(
+    tmp_path: Path, stories: dict[str, str]
+) -> None:
+    import sqlite3
+
+    head, tail = _halves(stories["football"])
+    with Detector.open(tmp_path) as d:
+        d.add_many([art("head", head), art("tail", tail)])
+        full = d.add(art("full", stories["football"]))
+        # The full text matches two articles that share nothing: on what is known, a round-up.
+        assert full.action == "compilation"
+        copy = d.add(art("copy", new_headline(stories["football"])))
+        # A second full copy shows the halves are one story: all four join it.
+        assert (copy.action, copy.story_id) == ("copy", "head")
+        assert d.story("head").size == 4
+        assert d.record("full").story_id == "head"
+        with pytest.raises(KeyError, match="now in story 'head'"):
+            d.story("tail")
+    rows = sqlite3.connect(tmp_path / "dedup.sqlite").execute("SELECT id, story_id FROM articles").fetchall()
+    assert dict(rows) == {"head": "head", "tail": "head", "full": "head", "copy": "head"}
+    with Detector.open(tmp_path) as again:
+        assert [s for _, s, _ in again.assignments()] == ["head"] * 4
+
+
+def test_copies_published_far_apart_are_different_stories(stories: dict[str, str]) -> None:
+    text = stories["weather"]
+    with Detector.in_memory() as d:
+        d.add(art("monday", text, published="2015-07-20 06:00"))
+        near = d.add(art("thursday", new_headline(text), published="2015-07-23 23:00"))
+        far = d.add(art("next-month", new_headline(text), published="2015-08-20 06:00"))
+    assert (near.action, near.story_id) == ("copy", "monday")
+    assert far.action == "new"
+    with Detector.in_memory() as d:
+        d.add(art("monday", text, published="2015-07-20 06:00"))
+        undated = d.add(art("undated", boilerplate(text)))  # no time known: compared with all
+    assert (undated.action, undated.story_id) == ("copy", "monday")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dedup.stories import CanonicalFacts, Neighbour, canonical_policy, place
+from dedup.stories import CanonicalFacts, StoryGraph, canonical_policy, stories_of
 
 
 def facts(
@@ -55,26 +55,87 @@ def test_canonical_choice_ignores_arrival_order(members: list[CanonicalFacts], r
     assert canonical_policy(members) == canonical_policy(shuffled)
 
 
-def _never(a: str, b: str) -> bool:
-    return False
+def build(links: dict[int, list[int]], nodes: int) -> StoryGraph:
+    graph = StoryGraph()
+    for node in range(nodes):
+        graph.add(node, links.get(node, []))
+    return graph
 
 
-def test_roundup_matching_two_unlinked_stories_is_a_compilation() -> None:
-    neighbours = [Neighbour("x1", "X", 0.9, 0.3), Neighbour("y1", "Y", 0.8, 0.3)]
-    placed = place(neighbours, {"X": 1, "Y": 1}, _never, 0.49)
-    assert placed.kind == "compilation"
+def test_roundup_linked_to_two_unlinked_stories_is_a_compilation_and_stands_alone() -> None:
+    # 0-1 one story, 2-3 another; 4 carries both (so it matches all four).
+    graph = build({1: [0], 3: [2], 4: [0, 1, 2, 3]}, 5)
+    assert graph.is_compilation(4)
+    assert [graph.story(n) for n in range(5)] == [0, 0, 2, 2, 4]
 
 
-def test_neighbours_in_two_linked_stories_join_the_best() -> None:
-    neighbours = [Neighbour("x1", "X", 0.9, 0.3), Neighbour("y1", "Y", 0.8, 0.3)]
-    placed = place(neighbours, {"X": 1, "Y": 1}, lambda a, b: True, 0.49)
-    assert (placed.kind, placed.story_id) == ("copy", "X")
+def test_roundup_whose_neighbours_are_linked_joins_their_story() -> None:
+    graph = build({1: [0], 2: [0, 1]}, 3)
+    assert not graph.is_compilation(2)
+    assert graph.members(0) == [0, 1, 2]
 
 
-def test_matching_one_member_of_a_large_story_does_not_join_it() -> None:
-    placed = place([Neighbour("x1", "X", 0.95, 0.5)], {"X": 5}, _never, 0.49)
-    assert placed.kind == "new"
+def test_a_later_article_that_links_the_groups_merges_them_and_revokes_the_compilation() -> None:
+    graph = build({1: [0], 3: [2], 4: [0, 1, 2, 3]}, 5)
+    update = graph.add(5, [1, 2, 4])  # a copy of 4 that also matches 1 and 2: the groups are one story
+    assert not graph.is_compilation(4)
+    assert graph.members(0) == [0, 1, 2, 3, 4, 5]
+    assert update.moved == {2: 0, 3: 0, 4: 0, 5: 0}
 
 
-def test_no_neighbours_founds_a_story() -> None:
-    assert place([], {}, _never, 0.49).kind == "new"
+def test_a_story_splits_when_a_member_turns_out_to_be_a_compilation() -> None:
+    graph = build({1: [0], 2: [0, 1]}, 3)
+    assert graph.members(0) == [0, 1, 2]
+    # 3 matches 2 and nothing else of the story: 2's neighbours now fall into unlinked groups.
+    update = graph.add(3, [2])
+    assert graph.is_compilation(2)
+    assert [graph.story(n) for n in range(4)] == [0, 0, 2, 3]
+    assert update.moved == {2: 2, 3: 3}
+
+
+def test_no_links_founds_a_story_named_after_itself() -> None:
+    graph = build({}, 2)
+    assert (graph.story(0), graph.story(1)) == (0, 1)
+
+
+def test_links_only_to_earlier_nodes() -> None:
+    graph = StoryGraph()
+    graph.add(0, [])
+    try:
+        graph.add(1, [1])
+    except ValueError as exc:
+        assert "earlier" in str(exc)
+    else:
+        raise AssertionError("a link to itself was accepted")
+
+
+@st.composite
+def link_lists(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]]]:
+    nodes = draw(st.integers(1, 14))
+    pairs = [(a, b) for b in range(nodes) for a in range(b)]
+    chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=30)) if pairs else []
+    return nodes, chosen
+
+
+Case = tuple[int, list[tuple[int, int]]]
+
+
+@given(link_lists())
+def test_stories_kept_one_node_at_a_time_equal_stories_computed_at_once(case: Case) -> None:
+    nodes, links = case
+    earlier: dict[int, list[int]] = {}
+    for a, b in links:
+        earlier.setdefault(b, []).append(a)
+    graph = build(earlier, nodes)
+    assert [graph.story(n) for n in range(nodes)] == stories_of(links, nodes)
+    for story in graph.stories():
+        assert graph.members(story)[0] == story
+        assert all(graph.story(m) == story for m in graph.members(story))
+
+
+@given(link_lists(), st.randoms())
+def test_stories_do_not_depend_on_the_order_links_are_listed(case: Case, rnd) -> None:  # type: ignore[no-untyped-def]
+    nodes, links = case
+    shuffled = [(b, a) if rnd.random() < 0.5 else (a, b) for a, b in links]
+    rnd.shuffle(shuffled)
+    assert stories_of(shuffled, nodes) == stories_of(links, nodes)
