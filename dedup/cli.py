@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from dedup._errors import DedupError
-from dedup.detector import Detector, default_workers
-from dedup.dump import Columns, ReadReport, read_articles, story_row, time_order_key, write_table
+from dedup.detector import Detector, default_workers, worker_pool
+from dedup.dump import Columns, ReadReport, read_articles, story_row, write_table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,13 +61,15 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
     """
     started = time.perf_counter()
     report = ReadReport()
+    # The workers start (and import the engine) while the dump is read.
+    pool = worker_pool(workers) if workers > 1 else None
     try:
         columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                           published=published_col, byline=byline_col)
-        articles = sorted(read_articles(input_path, report, skip_bad=skip_bad, columns=columns), key=time_order_key)
+        articles = read_articles(input_path, report, skip_bad=skip_bad, columns=columns, ordered=True)
         detector = Detector.open(state) if state else Detector.in_memory()
         with detector:
-            decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size)
+            decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool)
             rows = _item_rows(detector, [d.article_id for d in decisions])
             write_table(rows, output)
             if clusters:
@@ -77,6 +79,9 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
         raise click.ClickException(f"{exc.filename}: no such file") from None
     except DedupError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     for line in report.skipped:
         click.echo(f"skipped: {line}", err=True)
     if not quiet:

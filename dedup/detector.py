@@ -13,9 +13,9 @@ import itertools
 import math
 import multiprocessing
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -89,16 +89,47 @@ class Prepared:
 def sketch_many(articles: list[Article], config: SketchConfig) -> list[Sketch]:
     """Clean, shingle and sign a batch, hash its content and read its credits.
 
-    Pure (a function of the articles and the configuration), so it can run in worker processes;
-    only what it returns crosses back, not the articles.
+    Pure (a function of the articles and the configuration), so it can run in worker processes.
     """
-    words = [word_hashes(main_segment(a.text), config.hash_seed) for a in articles]
+    return _sketch_fields([_fields(a) for a in articles], config).unpack()
+
+
+# What the pure steps read from an article: text, title, url, outlet, published, byline. Plain
+# tuples of strings go to worker processes several times faster than Article objects.
+_Fields = tuple[str, str, str, str, str, str]
+
+
+def _fields(a: Article) -> _Fields:
+    return (a.text, a.title, a.url, a.outlet, a.published, a.byline)
+
+
+@dataclass(frozen=True, slots=True)
+class _PackedSketches:
+    """The sketches of a chunk in a few arrays: what crosses back from a worker."""
+
+    shingles: HashArray
+    bounds: npt.NDArray[np.int64]
+    signatures: npt.NDArray[np.uint32]
+    digests: list[str]
+    credits: list[Credit | None]
+
+    def unpack(self) -> list[Sketch]:
+        b = self.bounds.tolist()
+        return [
+            Sketch(self.shingles[b[i] : b[i + 1]], self.signatures[i], digest, credit)
+            for i, (digest, credit) in enumerate(zip(self.digests, self.credits, strict=True))
+        ]
+
+
+def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches:
+    words = [word_hashes(main_segment(r[0]), config.hash_seed) for r in rows]
     shingles = shingle_sets(words, config.shingle_words)
     signatures = _signer(config).sign_many(shingles)
-    return [
-        Sketch(s, signatures[i], content_hash(a), detect_byline_credit(a.byline))
-        for i, (a, s) in enumerate(zip(articles, shingles, strict=True))
-    ]
+    bounds = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([s.size for s in shingles], out=bounds[1:])
+    flat = np.concatenate(shingles) if shingles else np.empty(0, dtype=np.uint32)
+    return _PackedSketches(flat, bounds, signatures, [_content_hash(*r[:5]) for r in rows],
+                           [detect_byline_credit(r[5]) for r in rows])
 
 
 def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared]:
@@ -107,6 +138,21 @@ def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared
 
 
 _signers: dict[SketchConfig, Signer] = {}
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for :meth:`Detector.add_many`, already importing the engine.
+
+    Spawned, not forked: forking a process that runs threads (polars, the daemon) can deadlock.
+    """
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):
+        pool.submit(_warm)
+    return pool
+
+
+def _warm() -> None:
+    _signer(SketchConfig())
 
 
 def default_workers() -> int:
@@ -125,8 +171,13 @@ def _signer(config: SketchConfig) -> Signer:
 
 
 def content_hash(article: Article) -> str:
+    """A digest of what identifies an article's content (an id seen again with another is refused)."""
+    return _content_hash(article.text, article.title, article.url, article.outlet, article.published)
+
+
+def _content_hash(*parts: str) -> str:
     h = hashlib.sha256()
-    for part in (article.text, article.title, article.url, article.outlet, article.published):
+    for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()[:32]
@@ -201,37 +252,55 @@ class Detector:
         """Add one article and say which story it belongs to."""
         return self.add_many([article])[0]
 
-    def add_many(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000) -> list[Decision]:
+    def add_many(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000,
+                 pool: Executor | None = None) -> list[Decision]:
         """Add articles in the given order (one transaction for the batch).
 
-        With ``workers`` > 1 the pure steps (cleaning, shingling, signing) run in that many
+        ``articles`` may be a lazy iterable: with workers it is read a chunk at a time, as the
+        workers need more. With ``workers`` > 1 the pure steps (cleaning, shingling, signing) run in that many
         processes, ``chunk_size`` articles at a time, while this process adds the chunks already
         done; the decisions are the same whatever the number of workers or the chunk size.
         Worker processes are spawned, so a script that uses them needs the usual
-        ``if __name__ == "__main__":`` guard.
+        ``if __name__ == "__main__":`` guard. ``pool`` lends an executor started earlier (see
+        :func:`worker_pool`), so that its start-up overlaps other work.
         """
-        batch = list(articles)
         config = self.config.sketch
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if workers <= 1 or len(batch) < 2 * chunk_size:
-            return self.add_prepared(prepare_many(batch, config))
+        stream = iter(articles)
+        # A small first chunk gets this process adding while the workers do the rest.
+        head = list(itertools.islice(stream, min(chunk_size, 250)))
+        if (workers <= 1 and pool is None) or len(head) < min(chunk_size, 250):
+            return self.add_prepared(prepare_many([*head, *stream], config))
         self._check_open()
-        self._refuse_changed_ids(batch)
-        chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
-        # spawn, not fork: forking a process that runs threads (polars, the daemon) can deadlock.
-        context = multiprocessing.get_context("spawn")
-        decisions: list[Decision] = []
+        ahead = max(workers, 1) + 1  # chunks in flight: enough to keep every worker busy
 
-        def run() -> list[Decision]:
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                # Chunks come back in order while the next ones are computed: adding overlaps signing.
-                for chunk, sketches in zip(chunks, pool.map(sketch_many, chunks, itertools.repeat(config)),
-                                           strict=True):
-                    decisions.extend(self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)]))
+        def run(executor: Executor) -> list[Decision]:
+            decisions: list[Decision] = []
+            pending: deque[tuple[list[Article], Future[_PackedSketches]]] = deque()
+
+            def add_next() -> None:
+                chunk, future = pending.popleft()
+                self._refuse_changed_ids(chunk)
+                sketches = future.result().unpack()
+                decisions.extend(self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)]))
+
+            for chunk in itertools.chain([head], _batched(stream, chunk_size)):
+                pending.append((chunk, executor.submit(_sketch_fields, [_fields(a) for a in chunk], config)))
+                if len(pending) > ahead:
+                    add_next()
+            while pending:
+                add_next()
             return decisions
 
-        return self._in_transaction(run)
+        if pool is not None:
+            return self._in_transaction(lambda: run(pool))
+
+        def own_pool() -> list[Decision]:
+            with worker_pool(workers) as executor:
+                return run(executor)
+
+        return self._in_transaction(own_pool)
 
     def add_prepared(self, prepared: list[Prepared]) -> list[Decision]:
         """Add articles whose shingles and signatures were computed elsewhere (e.g. in workers)."""
@@ -507,6 +576,11 @@ class Detector:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _batched(items: Iterator[Article], size: int) -> Iterator[list[Article]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 def _day_of(published: str, fetched_at: str = "") -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import zlib
@@ -57,21 +58,29 @@ FORMATS = ".jsonl, .ndjson, .jsonl.gz, .ndjson.gz, .csv, .parquet"
 
 
 def read_articles(path: str | Path, report: ReadReport, skip_bad: bool = False,
-                  columns: Columns = _DEFAULT_COLUMNS) -> Iterator[Article]:
+                  columns: Columns = _DEFAULT_COLUMNS, ordered: bool = False) -> Iterator[Article]:
     """Articles from a dump, by extension: JSONL/NDJSON (plain or .gz), CSV or Parquet.
 
     Bad rows raise :class:`InputError` naming the file and line (or row), or with ``skip_bad``
     are listed in ``report`` and skipped; ids repeated with identical content are dropped and
-    counted, with other content they are bad rows.
+    counted, with other content they are bad rows. With ``ordered`` the articles come in
+    :func:`time_order_key` order (the order ``dedup scan`` processes them in).
     """
     name = str(path).lower()
+    source = str(path)
     if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")):
-        return _unique(_jsonl_rows(str(path), columns), str(path), report, skip_bad, "line")
-    if name.endswith(".csv"):
-        return _unique(_table_rows(str(path), "csv", columns), str(path), report, skip_bad, "row")
-    if name.endswith(".parquet"):
-        return _unique(_table_rows(str(path), "parquet", columns), str(path), report, skip_bad, "row")
-    raise InputError(str(path), None, "unknown input format", f"Use one of {FORMATS}")
+        fast = _jsonl_rows_polars(source, columns, ordered)
+        if fast is not None:
+            return _unique(fast, source, report, skip_bad, "line")
+        rows, unit = _jsonl_rows(source, columns), "line"
+    elif name.endswith(".csv"):
+        rows, unit = _table_rows(source, "csv", columns), "row"
+    elif name.endswith(".parquet"):
+        rows, unit = _table_rows(source, "parquet", columns), "row"
+    else:
+        raise InputError(source, None, "unknown input format", f"Use one of {FORMATS}")
+    articles = _unique(rows, source, report, skip_bad, unit)
+    return iter(sorted(articles, key=time_order_key)) if ordered else articles
 
 
 def read_jsonl(path: str | Path, report: ReadReport, skip_bad: bool = False) -> Iterator[Article]:
@@ -125,6 +134,72 @@ def _jsonl_rows(path: str, columns: Columns) -> Iterator[_Row]:
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(path, number + 1, f"the compressed file is corrupt ({exc})",
                              "Check the download, or decompress what can be read and pass that file") from None
+
+
+def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_Row] | None:
+    """The rows of a clean JSONL file read by polars (several times faster), or None.
+
+    Anything unusual (blank lines, a parse error, unexpected types, a corrupt gzip) returns None
+    and the file is read line by line, which names the line at fault.
+    """
+    try:
+        with (gzip.open if path.lower().endswith(".gz") else open)(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zlib.error):
+        return None
+    if not data or data[:1].isspace() or b"\n\n" in data or b"\n\r\n" in data or b"\n " in data:
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    try:
+        frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+    except Exception:  # polars raises several types; the slow path says what is wrong and where
+        return None
+    del data
+    if frame.height != lines or columns.id not in frame.columns:
+        return None
+    wanted = [getattr(columns, f) for f in _FIELDS if getattr(columns, f) in frame.columns]
+    for name in wanted:
+        dtype = frame.schema[name]
+        if name == columns.outlet_is_agency:
+            if dtype != pl.Boolean:
+                return None
+        elif not (dtype == pl.String or dtype.is_integer() or dtype == pl.Null):
+            return None
+    frame = frame.select(wanted).with_columns(
+        [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
+    ).with_row_index("__line", offset=1)
+    if ordered:
+        # time_order_key: known times first, by time (UTF-8 byte order is code point order), then id.
+        if columns.published in wanted:
+            published = pl.col(columns.published).fill_null("")
+            frame = frame.sort([published == "", published, pl.col(columns.id)])
+        else:
+            frame = frame.sort(pl.col(columns.id))
+
+    names = {getattr(columns, f): f for f in _FIELDS}
+    values = {names[c]: frame[c].to_list() for c in wanted}
+    line_numbers = frame["__line"].to_list()
+    empty = [None] * frame.height
+    agency = values.pop("outlet_is_agency", empty)
+    ids, texts = values.pop("id"), values.pop("text", empty)
+    optional = [values.get(k, empty) for k in _OPTIONAL]
+    del frame
+
+    def rows() -> Iterator[_Row]:
+        # The schema was checked above: every value is a string (or null), so Articles are
+        # built directly; a row without an id goes the checking way, which says so.
+        for i, (number, article_id, text) in enumerate(zip(line_numbers, ids, texts, strict=True)):
+            if not article_id:
+                yield number, InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'")
+                continue
+            title, url, outlet, published, byline, fetched_at = (o[i] or "" for o in optional)
+            yield number, Article(id=article_id, text=text or "", title=title, url=url, outlet=outlet,
+                                  published=published, byline=byline, fetched_at=fetched_at,
+                                  outlet_is_agency=bool(agency[i]))
+
+    return rows()
 
 
 def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:

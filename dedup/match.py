@@ -47,8 +47,8 @@ class MatchConfig:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.min_shared < 1:
             raise ValueError(f"min_shared must be >= 1, got {self.min_shared}")
-        if self.template_docs < 1:
-            raise ValueError(f"template_docs must be >= 1, got {self.template_docs}")
+        if not 1 <= self.template_docs < 255:
+            raise ValueError(f"template_docs must be between 1 and 254, got {self.template_docs}")
         if self.window_days < 0:
             raise ValueError(f"window_days must be >= 0, got {self.window_days}")
         if not 16 <= self.shared_text_slots_log2 <= 30:
@@ -207,10 +207,13 @@ class BandIndex:
 
     @staticmethod
     def _lookup(flat: _KeyArray, keys: _KeyArray, seqs: _Int64Array) -> tuple[_Int64Array, _Int64Array]:
-        lo = np.searchsorted(keys, flat, side="left")
-        hi = np.searchsorted(keys, flat, side="right")
+        # Searching sorted needles walks the run once (numpy narrows each search by the last).
+        order = np.argsort(flat)
+        needles = flat[order]
+        lo = np.searchsorted(keys, needles, side="left")
+        hi = np.searchsorted(keys, needles, side="right")
         owner, at = _ranges(lo.astype(np.int64), (hi - lo).astype(np.int64))
-        return owner, seqs[at]
+        return order[owner], seqs[at]
 
     def _push(self, keys: _KeyArray, seqs: _Int64Array) -> None:
         self._runs.append((keys, seqs))
@@ -223,23 +226,24 @@ class BandIndex:
 
 
 class SharedTextCounter:
-    """How many articles contain each shingle (hashed into a fixed table).
+    """How many articles contain each shingle, counted per slot of a fixed hashed table.
 
-    Collisions can only raise a count, which makes verification stricter, never looser.
+    A slot counts the articles holding any shingle that falls in it, so a count can only be
+    raised by collisions, which makes verification stricter, never looser. Counts stop at 255
+    (one byte a slot keeps the table in cache); only "more than ``limit``" is ever asked.
     """
+
+    CAP = 255
 
     def __init__(self, slots_log2: int) -> None:
         self._mask = np.uint32((1 << slots_log2) - 1)
-        self._counts = np.zeros(1 << slots_log2, dtype=np.uint32)
+        self._counts = np.zeros(1 << slots_log2, dtype=np.uint8)
 
     def add(self, shingles: HashArray) -> None:
         """Count the (distinct) shingles of one more article."""
-        if shingles.size:
-            slots = np.sort(shingles & self._mask)
-            if slots.size > 1 and (slots[1:] == slots[:-1]).any():
-                np.add.at(self._counts, slots, 1)  # two shingles share a slot: count both
-            else:
-                self._counts[slots] += 1
+        # Two shingles of one article in one slot raise it once: the article is counted once.
+        slots = shingles & self._mask
+        self._counts[slots] = np.minimum(self._counts[slots], self.CAP - 1) + 1
 
     def common(self, shingles: HashArray, limit: int) -> npt.NDArray[np.bool_]:
         """A mask of the shingles seen in more than ``limit`` articles."""

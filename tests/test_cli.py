@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dedup import Article, Detector
 from dedup.cli import main
-from dedup.dump import time_order_key
+from dedup.dump import Columns, time_order_key
 
 
 def corpus(stories: dict[str, str]) -> list[dict[str, str]]:
@@ -228,3 +228,30 @@ def test_bad_dumps_name_the_file_and_the_fix(tmp_path: Path, stories: dict[str, 
     lenient = CliRunner().invoke(main, ["scan", str(bad_row), "-o", str(tmp_path / "o.jsonl"), "--skip-bad"])
     assert lenient.exit_code == 0 and "skipped: " in lenient.output
     assert len((tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.lists(st.tuples(st.sampled_from(["b", "a", "ب", "١٢", "a b", "Z"]),
+                          st.sampled_from([None, "", "2015-07-21 08:00:00", "2015-07-21T08:00:00+03:00",
+                                           "2015-07-20 23:59:59", "٢٠١٥"])),
+                min_size=1, max_size=12, unique_by=lambda t: t[0] + repr(t[1])),
+       st.randoms())
+def test_fast_and_checking_jsonl_readers_agree_on_articles_and_order(rows, rnd) -> None:  # type: ignore[no-untyped-def]
+    import tempfile
+
+    from dedup.dump import ReadReport, _jsonl_rows, _jsonl_rows_polars, _unique, read_articles
+
+    objs = []
+    for i, (article_id, published) in enumerate(rows):
+        obj: dict[str, object] = {"id": f"{article_id}{i}", "text": f"نص {i}"}
+        if published is not None:
+            obj["published"] = published
+        objs.append(obj)
+    rnd.shuffle(objs)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_jsonl(Path(tmp) / "in.jsonl", objs)  # type: ignore[arg-type]
+        assert _jsonl_rows_polars(str(path), Columns(), True) is not None  # the fast path is the one tested
+        fast = list(read_articles(path, ReadReport(), ordered=True))
+        checked = sorted(_unique(_jsonl_rows(str(path), Columns()), str(path), ReadReport(), False, "line"),
+                         key=time_order_key)
+    assert fast == checked
