@@ -12,7 +12,6 @@ import click
 
 from dedup._errors import DedupError
 from dedup.detector import Detector, default_workers, worker_pool
-from dedup.dump import Columns, ReadReport, read_articles, story_row, write_table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,6 +58,9 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
     outlet_is_agency (rename columns with the --*-col options). They are processed in
     publication-time order (then id), so the result does not depend on the order of the rows.
     """
+    # Imported here, not at the top: spawned workers import this module again, and need no polars.
+    from dedup.dump import Columns, ReadReport, read_articles, story_row, write_table
+
     started = time.perf_counter()
     report = ReadReport()
     # The workers start (and import the engine) while the dump is read.
