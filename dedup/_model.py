@@ -46,7 +46,8 @@ class Decision:
     (carries two or more stories that are not copies of each other, so it stands alone rather than
     merge them), or ``unchanged`` (the same id and content were added before).
     ``similarity`` is the word-shingle Jaccard and ``containment`` the template-aware containment
-    with ``best_match_id``; both are 0.0 when there is no match.
+    with ``best_match_id``; both are 0.0 when there is no match. A story can grow, merge or split
+    as later articles arrive: :meth:`Detector.story_of` gives an article's story now.
     """
 
     article_id: str
@@ -56,15 +57,28 @@ class Decision:
     best_match_id: str | None = None
     similarity: float = 0.0
     containment: float = 0.0
+    embedded: tuple[Decision, ...] = ()  # articles appended to this page, split off and matched on their own
 
     @property
     def is_new_story(self) -> bool:
         return self.action in ("new", "compilation")
 
 
+FLAGS = ("uncredited", "cut", "extended", "embedded")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProvenanceEntry:
-    """One carrier of a story: who, when, where from, under which credit, how similar."""
+    """One carrier of a story: who, when, where from, under which credit, how similar.
+
+    ``credit`` is the original source the article credits (an agency key such as ``spa``,
+    ``generic`` for "وكالات", or the name of another outlet), ``credit_where`` where it was read
+    (``byline``, ``dateline``, ``source-line``, ``closing``), ``credit_via`` the outlets it passed
+    through ("الخليج الجديد"). ``flags``: ``uncredited`` (a copy that names no source in a story
+    whose source is known), ``cut`` (shorter than the canonical copy and contained in it),
+    ``extended`` (longer than the canonical copy), ``embedded`` (an article appended to another
+    page, ``embedded_in``).
+    """
 
     article_id: str
     outlet: str
@@ -73,9 +87,13 @@ class ProvenanceEntry:
     published: str
     fetched_at: str
     credit: str
+    credit_where: str = ""
+    credit_via: str = ""
     is_canonical: bool
     similarity: float
     containment: float
+    flags: tuple[str, ...] = ()
+    embedded_in: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

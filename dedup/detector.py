@@ -29,8 +29,8 @@ from dedup.match import BandIndex, MatchConfig, SharedTextCounter, check_banding
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, StoryGraph, canonical_policy
-from dedup.text.clean import main_segment
-from dedup.text.credits import Credit, detect_byline_credit
+from dedup.text.clean import clean
+from dedup.text.credits import AGENCY_KEYS, Credit, agency_of_outlet, detect_credits
 from dedup.text.shingles import HashArray, shingle_hashes, shingle_sets, word_hashes
 
 
@@ -67,15 +67,17 @@ class Sketch:
     shingles: HashArray
     signature: Signature
     digest: str
-    credit: Credit | None
+    credits: tuple[Credit, ...]
+    embedded: tuple[tuple[str, Sketch], ...] = ()  # whole articles appended to the page: text, sketch
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """An article with its sketch."""
+    """An article with its sketch (``embedded_in``: the page it was split off from)."""
 
     article: Article
     sketch: Sketch
+    embedded_in: str | None = None
 
     @property
     def shingles(self) -> HashArray:
@@ -105,31 +107,52 @@ def _fields(a: Article) -> _Fields:
 
 @dataclass(frozen=True, slots=True)
 class _PackedSketches:
-    """The sketches of a chunk in a few arrays: what crosses back from a worker."""
+    """The sketches of a chunk in a few arrays: what crosses back from a worker.
+
+    Entries past the chunk's articles are appended articles split off their pages: ``parents``
+    says whose, ``segments`` holds their texts.
+    """
 
     shingles: HashArray
     bounds: npt.NDArray[np.int64]
     signatures: npt.NDArray[np.uint32]
     digests: list[str]
-    credits: list[Credit | None]
+    credits: list[tuple[Credit, ...]]
+    parents: list[int]
+    segments: list[str]
 
     def unpack(self) -> list[Sketch]:
         b = self.bounds.tolist()
+        sketches = [
+            Sketch(self.shingles[b[i] : b[i + 1]], self.signatures[i], self.digests[i], self.credits[i])
+            for i in range(len(self.digests))
+        ]
+        count = len(sketches) - len(self.parents)
+        embedded: dict[int, list[tuple[str, Sketch]]] = {}
+        for j, parent in enumerate(self.parents):
+            embedded.setdefault(parent, []).append((self.segments[j], sketches[count + j]))
         return [
-            Sketch(self.shingles[b[i] : b[i + 1]], self.signatures[i], digest, credit)
-            for i, (digest, credit) in enumerate(zip(self.digests, self.credits, strict=True))
+            dataclasses.replace(sketches[i], embedded=tuple(embedded[i])) if i in embedded else sketches[i]
+            for i in range(count)
         ]
 
 
 def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches:
-    words = [word_hashes(main_segment(r[0]), config.hash_seed) for r in rows]
+    cleaned = [clean(r[0]) for r in rows]
+    parents = [i for i, c in enumerate(cleaned) for _ in c.embedded]
+    segments = [text for c in cleaned for text in c.embedded]
+    words = [word_hashes(t, config.hash_seed) for t in [*(c.main for c in cleaned), *segments]]
     shingles = shingle_sets(words, config.shingle_words)
     signatures = _signer(config).sign_many(shingles)
-    bounds = np.zeros(len(rows) + 1, dtype=np.int64)
+    bounds = np.zeros(len(shingles) + 1, dtype=np.int64)
     np.cumsum([s.size for s in shingles], out=bounds[1:])
     flat = np.concatenate(shingles) if shingles else np.empty(0, dtype=np.uint32)
-    return _PackedSketches(flat, bounds, signatures, [_content_hash(*r[:5]) for r in rows],
-                           [detect_byline_credit(r[5]) for r in rows])
+    digests = [_content_hash(*r[:5]) for r in rows]
+    digests += [_content_hash(text, "", rows[i][2], rows[i][3], rows[i][4]) for i, text in zip(parents, segments,
+                                                                                                 strict=True)]
+    credits = [detect_credits(c.with_sources, r[5]) for c, r in zip(cleaned, rows, strict=True)]
+    credits += [detect_credits(text) for text in segments]
+    return _PackedSketches(flat, bounds, signatures, digests, credits, parents, segments)
 
 
 def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared]:
@@ -320,7 +343,16 @@ class Detector:
             self._replay(self._store)
             raise
 
-    def _add_batch(self, prepared: list[Prepared]) -> list[Decision]:
+    def _add_batch(self, batch: list[Prepared]) -> list[Decision]:
+        # Appended articles split off a page follow it, as articles of their own.
+        prepared: list[Prepared] = []
+        for p in batch:
+            prepared.append(p)
+            for k, (text, sketch) in enumerate(p.sketch.embedded, 1):
+                a = p.article
+                segment = Article(id=f"{a.id}#embedded-{k}", text=text, url=a.url, outlet=a.outlet,
+                                  published=a.published, fetched_at=a.fetched_at)
+                prepared.append(Prepared(segment, sketch, embedded_in=a.id))
         # Number the articles that are new (first time their id is seen) in arrival order, and
         # find every candidate of the batch in one vectorized pass over the band index.
         fresh: dict[int, int] = {}
@@ -336,7 +368,14 @@ class Detector:
             lists = self._index.add_batch([fresh[i] for i in indexed], signatures)
             found = dict(zip(indexed, lists, strict=True))
         empty = np.empty(0, dtype=np.int64)
-        return [self._add_one(p, found.get(i, empty)) for i, p in enumerate(prepared)]
+        decisions: list[Decision] = []
+        for i, p in enumerate(prepared):
+            decision = self._add_one(p, found.get(i, empty))
+            if p.embedded_in is None:
+                decisions.append(decision)
+            else:  # reported with its page
+                decisions[-1] = dataclasses.replace(decisions[-1], embedded=(*decisions[-1].embedded, decision))
+        return decisions
 
     def _refuse_changed_ids(self, articles: list[Article], digests: list[str] | None = None) -> None:
         """Check every id before changing anything, so a refused batch leaves no trace.
@@ -377,7 +416,8 @@ class Detector:
         # The best match: the closest link inside the article's story (any link for a compilation).
         inside = [link for link in links if self._graph.story(link.seq) == story] or links
         best = min(inside, key=lambda link: (-link.containment, -link.similarity, link.seq), default=None)
-        credit = p.sketch.credit
+        credits = p.sketch.credits
+        credit = credits[0] if credits else None
         row = StoredArticle(
             seq=seq,
             id=article.id,
@@ -393,10 +433,12 @@ class Detector:
             published=article.published,
             byline=article.byline,
             fetched_at=article.fetched_at,
-            outlet_is_agency=article.outlet_is_agency,
-            credit=credit.agency if credit else None,
+            outlet_is_agency=article.outlet_is_agency or agency_of_outlet(article.outlet, article.url) is not None,
+            credit=credit.label if credit else None,
             credit_where=credit.where if credit else None,
             credit_text=credit.text if credit else None,
+            credit_via=" > ".join(c.label for c in credits[1:]) or None,
+            embedded_in=p.embedded_in,
             shingles=p.shingles,
             signature=p.signature,
             text=article.text,
@@ -418,9 +460,10 @@ class Detector:
             CanonicalFacts(
                 article_id=row.id,
                 outlet_is_agency=row.outlet_is_agency,
-                credited_agency=row.credit,
+                credited_agency=row.credit if row.credit in AGENCY_KEYS else None,
                 published=row.published,
                 completeness=int(row.shingles.size),
+                embedded=row.embedded_in is not None,
             )
         )
         self._days.append(_day_of(row.published, row.fetched_at))
@@ -507,11 +550,24 @@ class Detector:
         canon = self._rows[self._seq[canonical_id]]
         limit = self.config.match.template_docs
         common = self._shared.common(canon.shingles, limit)
+        members = [self._rows[m] for m in self._graph.members(story)]
+        # The story's source is known when its canonical copy is an agency's or some member credits one.
+        sourced = canon.outlet_is_agency or any(r.credit for r in members)
         entries = []
-        for m in self._graph.members(story):
-            row = self._rows[m]
-            o = overlap(row.shingles, self._shared.common(row.shingles, limit), canon.shingles, common) \
-                if row.id != canonical_id else None
+        for row in members:
+            is_canonical = row.id == canonical_id
+            o = None if is_canonical else overlap(row.shingles, self._shared.common(row.shingles, limit),
+                                                  canon.shingles, common)
+            flags = []
+            if not is_canonical:
+                if sourced and not row.credit and not row.outlet_is_agency:
+                    flags.append("uncredited")
+                if row.shingles.size < 0.8 * canon.shingles.size:
+                    flags.append("cut")
+                elif row.shingles.size > 1.25 * canon.shingles.size:
+                    flags.append("extended")
+            if row.embedded_in:
+                flags.append("embedded")
             entries.append(
                 ProvenanceEntry(
                     article_id=row.id,
@@ -521,9 +577,13 @@ class Detector:
                     published=row.published,
                     fetched_at=row.fetched_at,
                     credit=row.credit or "",
-                    is_canonical=row.id == canonical_id,
+                    credit_where=row.credit_where or "",
+                    credit_via=row.credit_via or "",
+                    is_canonical=is_canonical,
                     similarity=1.0 if o is None else round(o.jaccard, 4),
                     containment=1.0 if o is None else round(o.containment, 4),
+                    flags=tuple(flags),
+                    embedded_in=row.embedded_in or "",
                 )
             )
         entries.sort(key=lambda e: (e.published or "\uffff", self._seq[e.article_id]))

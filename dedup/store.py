@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS articles (
     containment REAL NOT NULL,
     title TEXT NOT NULL, url TEXT NOT NULL, outlet TEXT NOT NULL, published TEXT NOT NULL,
     byline TEXT NOT NULL, fetched_at TEXT NOT NULL, outlet_is_agency INTEGER NOT NULL,
-    credit TEXT, credit_where TEXT, credit_text TEXT,
+    credit TEXT, credit_where TEXT, credit_text TEXT, credit_via TEXT, embedded_in TEXT,
     fingerprint TEXT NOT NULL,
     shingles BLOB NOT NULL,
     signature BLOB NOT NULL,
@@ -72,6 +72,8 @@ class StoredArticle:
     credit: str | None
     credit_where: str | None
     credit_text: str | None
+    credit_via: str | None
+    embedded_in: str | None
     shingles: HashArray
     signature: Signature
     text: str
@@ -79,7 +81,8 @@ class StoredArticle:
 
 _COLUMNS = (
     "seq, id, content_hash, story_id, action, best_match_id, similarity, containment, title, url, outlet, "
-    "published, byline, fetched_at, outlet_is_agency, credit, credit_where, credit_text, fingerprint, "
+    "published, byline, fetched_at, outlet_is_agency, credit, credit_where, credit_text, credit_via, embedded_in, "
+    "fingerprint, "
     "shingles, signature, text"
 )
 
@@ -130,13 +133,13 @@ class SQLiteStore:
 
     def insert(self, row: StoredArticle) -> None:
         self._db.execute(
-            f"INSERT INTO articles ({_COLUMNS}) VALUES ({', '.join('?' * 22)})",
+            f"INSERT INTO articles ({_COLUMNS}) VALUES ({', '.join('?' * 24)})",
             (
                 row.seq, row.id, row.content_hash, row.story_id, row.action, row.best_match_id,
                 row.similarity, row.containment, row.title, row.url, row.outlet, row.published,
                 row.byline, row.fetched_at, int(row.outlet_is_agency), row.credit, row.credit_where,
-                row.credit_text, self.fingerprint, row.shingles.astype("<u4").tobytes(),
-                row.signature.astype("<u4").tobytes(), row.text,
+                row.credit_text, row.credit_via, row.embedded_in, self.fingerprint,
+                row.shingles.astype("<u4").tobytes(), row.signature.astype("<u4").tobytes(), row.text,
             ),
         )
 
@@ -161,10 +164,10 @@ class SQLiteStore:
                 seq=r[0], id=r[1], content_hash=r[2], story_id=r[3], action=r[4], best_match_id=r[5],
                 similarity=r[6], containment=r[7], title=r[8], url=r[9], outlet=r[10], published=r[11],
                 byline=r[12], fetched_at=r[13], outlet_is_agency=bool(r[14]), credit=r[15],
-                credit_where=r[16], credit_text=r[17],
-                shingles=np.frombuffer(r[19], dtype="<u4").astype(np.uint32),
-                signature=np.frombuffer(r[20], dtype="<u4").astype(np.uint32),
-                text=r[21],
+                credit_where=r[16], credit_text=r[17], credit_via=r[18], embedded_in=r[19],
+                shingles=np.frombuffer(r[21], dtype="<u4").astype(np.uint32),
+                signature=np.frombuffer(r[22], dtype="<u4").astype(np.uint32),
+                text=r[23],
             )
 
     def close(self) -> None:

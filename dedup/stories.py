@@ -14,8 +14,8 @@ links were found; :class:`StoryGraph` keeps them up to date one article at a tim
 can grow, merge with another, or (when a member turns out to be a compilation) split.
 
 Canonical policy (the same whatever the arrival order): the agency's own item, then an
-agency-credited copy, then the earliest published, then the most complete (most shingles),
-then the smallest id.
+agency-credited copy, then an article of its own before one appended to another page, then the
+earliest published, then the most complete (most shingles), then the smallest id.
 """
 
 from __future__ import annotations
@@ -176,19 +176,22 @@ class CanonicalFacts:
     credited_agency: str | None
     published: str
     completeness: int
+    embedded: bool = False
 
-    def rank(self) -> tuple[int, int, str, int, str]:
+    def rank(self) -> tuple[int, int, int, str, int, str]:
         # Unknown publication times sort after every known one.
         return (
             0 if self.outlet_is_agency else 1,
             0 if self.credited_agency and self.credited_agency != "generic" else 1,
+            1 if self.embedded else 0,
             self.published or "\uffff",
             -self.completeness,
             self.article_id,
         )
 
 
-_REASONS = ("agency's own item", "agency-credited copy", "earliest published", "most complete", "smallest id")
+_REASONS = ("agency's own item", "agency-credited copy", "a page of its own (not appended to another)",
+            "earliest published", "most complete", "smallest id")
 
 
 def canonical_policy(members: Sequence[CanonicalFacts]) -> tuple[str, str]:

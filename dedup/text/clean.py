@@ -1,16 +1,83 @@
 """Cleaning before fingerprinting: what is cut here stays in the stored article, out of the
 fingerprint.
 
-For now one step: a whole article appended after a "إقرأ أيضاً:" line (a marker on a line of its
-own, followed by a full text) is split off, so the page is matched on its own story.
+Pages and feed bodies come wrapped in page furniture. :func:`clean` drops, line by line:
+
+* navigation and menu lines (bullets, runs of one- and two-word lines), login boxes, share
+  counts, footers, date stamps ("تاريخ النشر");
+* in-body "اقرأ أيضاً" link blocks (the marker and the linked headline after it);
+* tag lines ("كلمات دلالية: ..."), embedded-tweet residue ("— Name (@handle) November 19, 2024");
+* everything after an end-of-article marker: "مقالات مشابهة" / "أخبار ذات صلة" lists and comment
+  forms ("اترك تعليقاً");
+* credit lines ("المصدر: ...", read by :mod:`dedup.text.credits` before they are dropped), which
+  differ from one carrier of a story to the next.
+
+A whole article appended after a marker line such as "إقرأ أيضاً:" is split off as a segment of its
+own, so the page is matched on its own story and the appended one can be matched on its.
+
+Text that many articles share without being on these lists (an outlet's own slogans, the fixed
+wording of templates) is learned from the data instead: the matcher does not count shingles
+seen in many articles (see :mod:`dedup.match`).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from dedup.text.normalize import normalize
 
-_READ_ALSO = {"اقرا ايضا", "اقرا المزيد", "اقرا كذلك"}
+_READ_ALSO = {"اقرا ايضا", "اقرا المزيد", "اقرا كذلك", "اقرا ايضا في", "شاهد ايضا"}
 _MIN_APPENDED_WORDS = 40
+
+# Markers after which the rest of the page is furniture (normalized, whole line).
+_END_MARKERS = {
+    "مقالات مشابهه", "مقالات ذات صله", "اخبار ذات صله", "مواضيع ذات صله", "مواضيع متعلقه", "الاكثر قراءه",
+    "اخبار متعلقه", "قد يهمك ايضا", "اترك تعليقا", "اترك تعليق", "اضف تعليق", "اضف تعليقك", "التعليقات",
+    "leave a reply", "related posts", "related articles", "you may also like",
+}
+# Whole-line furniture (normalized, whole line).
+_FURNITURE = {
+    "login", "log in", "sign in", "logout", "register", "home", "no result", "view all result", "welcome back",
+    "forgotten password", "retrieve your password", "about", "advertise", "privacy policy", "privacy", "contact",
+    "contact us", "تسجيل الدخول", "تسجيل الخروج", "الرئيسيه", "اتصل بنا", "من نحن", "سياسه الخصوصيه",
+    "شارك", "شارك الخبر", "مشاركه", "طباعه", "ارسال", "تابعنا", "تابعونا",
+}
+# Furniture recognised by its opening words, on the raw line (letter variants spelled out).
+_FURNITURE_PATTERNS = re.compile(
+    r"""^\s*(?:
+        (?:share|tweet|شارك|غرد)\s*\d*(?:\s*(?:share|tweet|شارك|غرد)\s*\d*)*$           # share counts
+      | (?:copyright|©|جميع\s+الحقوق\s+محفوظ[ةه]|حقوق\s+النشر|all\s+rights\s+reserved)   # footers
+      | (?:whatsapp|واتساب|هاتف|phone|e-?mail|البريد\s+ال[إا]لكتروني)\s*:?[^\n]*\d        # contact lines
+      | (?:تاريخ\s+النشر|[آا]خر\s+تحديث|published|updated)\s*:                            # date stamps
+      | (?:كلمات\s+دلالي[ةه]|الكلمات\s+المفتاحي[ةه]|الوسوم|tags)\s*:?                        # tag lines
+      | (?:login|log\s+in)\s+to\s+your\s+account
+      | please\s+enter\s+your\s+username
+      | you\s+cannot\s+copy\s+content
+      | لن\s+يتم\s+نشر\s+عنوان\s+بريدك | الحقول\s+ال[إا]لزامي[ةه]
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_TWEET = re.compile(r"pic\.twitter\.com|twitter\.com/\w+/status|\(@\w{1,15}\)\s+\w+\s+\d{1,2},\s+\d{4}")
+_BULLET = re.compile(r"^\s*[•·▪►◄■●]\s*")
+_SOURCE = re.compile(r"^\s*(?:المصدر(?: الأصلي| الاصلي)?|مصدر الخبر|source)\s*[:|/\-–—]", re.IGNORECASE)
+_MENU_RUN = 3  # this many one- or two-word lines in a row are a menu
+
+
+def _words(line: str) -> int:
+    """The number of words of a line, or 99 for a long one (counting those costs, and no rule
+    here looks at lines of more than 20 words)."""
+    return len(line.split()) if len(line) <= 200 else 99
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """A page split into its own text, the whole articles appended to it, and what was dropped."""
+
+    main: str
+    embedded: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    with_sources: str = ""  # ``main`` with its credit lines still in (where credits are read)
 
 
 def main_segment(text: str) -> str:
@@ -20,11 +87,102 @@ def main_segment(text: str) -> str:
     'خبر اول'
     """
     lines = text.splitlines()
+    at = _appended_at(lines)
+    return text if at is None else "\n".join(lines[:at])
+
+
+def _appended_at(lines: list[str]) -> int | None:
+    """Where an appended article's marker line is, if there is one."""
     for i, line in enumerate(lines):
         # The colon separates the appended-article marker from the in-body link blocks
         # (a bare "اقرأ أيضاً" line followed by one linked headline).
-        if i > 0 and line.rstrip().endswith(":") and normalize(line) in _READ_ALSO:
+        if i > 0 and line.rstrip().endswith(":") and len(line) < 40 and normalize(line) in _READ_ALSO:
             rest = " ".join(lines[i + 1 :]).split()
             if len(rest) >= _MIN_APPENDED_WORDS:
-                return "\n".join(lines[:i])
-    return text
+                return i
+    return None
+
+
+def clean(text: str) -> Cleaned:
+    """Drop page furniture and split off appended articles.
+
+    >>> page = ("الرئيسية\\nأخبار\\nرياضة\\nاقتصاد\\nنص الخبر الأول هنا\\nاقرأ أيضاً\\nعنوان خبر آخر\\n"
+    ...         "بقية الخبر\\nكلمات دلالية: أ ب")
+    >>> clean(page).main
+    'نص الخبر الأول هنا\\nبقية الخبر'
+    """
+    lines = text.splitlines()
+    embedded: list[str] = []
+    at = _appended_at(lines)
+    if at is not None:
+        # Each appended article in turn (a page can carry more than one).
+        rest = lines[at + 1 :]
+        lines = lines[:at]
+        while rest:
+            nxt = _appended_at(["", *rest])
+            segment, rest = (rest, []) if nxt is None else (rest[: nxt - 1], rest[nxt:])
+            body = _clean_lines(segment)[0]
+            if body.strip():
+                embedded.append(body)
+    main, dropped, with_sources = _clean_lines(lines)
+    return Cleaned(main, tuple(embedded), tuple(dropped), with_sources)
+
+
+def _clean_lines(lines: list[str]) -> tuple[str, list[str], str]:
+    kept: list[str] = []
+    dropped: list[str] = []
+    sourced: list[tuple[int, str]] = []  # credit lines, with where they stood among the kept
+    skip_next_headline = False
+    short_run: list[str] = []
+
+    def flush_run() -> None:
+        if len(short_run) >= _MENU_RUN:
+            dropped.extend(short_run)
+        else:
+            kept.extend(short_run)
+        short_run.clear()
+
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        words = _words(line)
+        # Set phrases are a few words long: only short lines are folded to be looked up.
+        folded = normalize(line) if words <= 5 else ""
+        if folded in _END_MARKERS:
+            flush_run()
+            dropped.append(line)
+            break
+        if skip_next_headline:
+            skip_next_headline = False
+            if words <= 20:
+                dropped.append(line)
+                continue
+        if folded in _READ_ALSO:
+            skip_next_headline = True  # an in-body link block: the marker, then one linked headline
+            dropped.append(line)
+            continue
+        if _SOURCE.match(line):
+            flush_run()
+            dropped.append(line)
+            sourced.append((len(kept), line))
+            continue
+        if (
+            folded in _FURNITURE
+            or _FURNITURE_PATTERNS.match(line)
+            or _TWEET.search(line)
+            or (words <= 8 and _BULLET.match(raw))
+        ):
+            flush_run()
+            dropped.append(line)
+            continue
+        if words <= 5 and len(folded.split()) <= 2:
+            short_run.append(line)
+            continue
+        flush_run()
+        kept.append(line)
+    flush_run()
+    with_sources = list(kept)
+    for at, line in reversed(sourced):
+        with_sources.insert(at, line)
+    return "\n".join(kept), dropped, "\n".join(with_sources)
