@@ -28,7 +28,8 @@ def main() -> None:
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Items table, one row per article (.jsonl, .csv or .parquet): id, cluster, canonical_id, "
-                   "is_canonical, action, best_match_id, similarity, containment, outlet, credit.")
+                   "is_canonical, action, best_match_id, similarity, containment, outlet, credit, credit_where, "
+                   "credit_via, embedded_in (articles appended to a page are rows of their own, id PAGE#embedded-N).")
 @click.option("--clusters", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a stories table with canonical copy and provenance (.jsonl or .parquet).")
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path),
@@ -115,6 +116,9 @@ def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:
             "containment": row.containment,
             "outlet": row.outlet,
             "credit": row.credit,
+            "credit_where": row.credit_where,
+            "credit_via": row.credit_via,
+            "embedded_in": row.embedded_in,
         })
     return rows
 
@@ -124,7 +128,13 @@ def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=Path("state"),
               show_default=True, help="The state folder to read.")
 def show(story_or_article: str, state: Path) -> None:
-    """Print a story's timeline: who carried it, when, under which credit, how similar."""
+    """Print a story's timeline: who carried it, when, under which credit, how similar.
+
+    STORY_OR_ARTICLE is a story id or the id of any article in it. One line per carrier in time
+    order: * marks the canonical copy; the credit says the source and where it was read (byline,
+    dateline, source-line, closing); flags mark uncredited reposts, cut and extended copies and
+    articles embedded in another page.
+    """
     if not (state / "dedup.sqlite").exists():
         raise click.ClickException(f"{state}: no detector state here; pass --state DIR")
     try:
@@ -137,12 +147,17 @@ def show(story_or_article: str, state: Path) -> None:
         raise click.ClickException(f"no story or article {story_or_article!r} in {state}") from None
     except DedupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"story {story.story_id}: {story.size} copies, canonical {story.canonical_id} "
+    click.echo(f"story {story.story_id}: {story.size} carriers, canonical {story.canonical_id} "
                f"({story.canonical_reason})")
     for p in story.provenance:
         mark = "*" if p.is_canonical else " "
-        click.echo(f"{mark} {p.published or '-':20} {p.outlet or '-':14} {p.credit or '-':10} "
-                   f"sim {p.similarity:.2f} cont {p.containment:.2f}  {p.title or p.article_id}")
+        credit = p.credit + (f" via {p.credit_via}" if p.credit_via else "") if p.credit else "-"
+        where = f" [{p.credit_where}]" if p.credit_where else ""
+        flags = f"  ({', '.join(p.flags)})" if p.flags else ""
+        click.echo(f"{mark} {p.published or '-':19} {p.outlet or '-':12} {credit + where:28} "
+                   f"sim {p.similarity:.2f} cont {p.containment:.2f}  {p.title or p.article_id}{flags}")
+        if p.url:
+            click.echo(f"  {'':19} {p.url}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -323,11 +323,14 @@ def story_row(story: Story) -> dict[str, Any]:
         "outlets": list(story.outlets),
         "first_published": min(published) if published else None,
         "last_published": max(published) if published else None,
+        "uncredited": sum(1 for p in story.provenance if "uncredited" in p.flags),
         "provenance": [
             {
                 "id": p.article_id, "outlet": p.outlet, "url": p.url, "title": p.title,
-                "published": p.published, "credit": p.credit, "is_canonical": p.is_canonical,
-                "similarity": p.similarity, "containment": p.containment,
+                "published": p.published, "first_seen": p.fetched_at, "credit": p.credit,
+                "credit_where": p.credit_where, "credit_via": p.credit_via, "is_canonical": p.is_canonical,
+                "similarity": p.similarity, "containment": p.containment, "flags": list(p.flags),
+                "embedded_in": p.embedded_in,
             }
             for p in story.provenance
         ],

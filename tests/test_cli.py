@@ -141,7 +141,7 @@ def test_state_folder_keeps_stories_across_scans(tmp_path: Path, stories: dict[s
     row = json.loads((tmp_path / "2.jsonl").read_text(encoding="utf-8"))
     assert row["cluster"] == "a"
     shown = runner.invoke(main, ["show", "b", "--state", str(state)])
-    assert shown.exit_code == 0 and "story a: 2 copies" in shown.output
+    assert shown.exit_code == 0 and "story a: 2 carriers" in shown.output
 
 
 def test_every_command_has_help() -> None:

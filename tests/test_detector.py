@@ -242,3 +242,19 @@ def test_copies_published_far_apart_are_different_stories(stories: dict[str, str
         d.add(art("monday", text, published="2015-07-20 06:00"))
         undated = d.add(art("undated", boilerplate(text)))  # no time known: compared with all
     assert (undated.action, undated.story_id) == ("copy", "monday")
+
+
+def test_provenance_flags_uncredited_cut_and_extended_copies(stories: dict[str, str]) -> None:
+    text = stories["summit"]
+    with Detector.in_memory() as d:
+        d.add(art("agency", text, outlet="spa", published="2015-07-21 09:00"))  # SPA's own outlet
+        d.add(art("cut", first_half(text), outlet="sabq", published="2015-07-21 10:00"))
+        d.add(art("longer", text + "\n" + stories["tech"], outlet="okaz", byline="الرياض - واس",
+                  published="2015-07-21 11:00"))
+        story = d.story_of("cut")
+    flags = {p.article_id: p.flags for p in story.provenance}
+    assert story.canonical_id == "agency" and story.canonical_reason == "agency's own item"
+    assert flags == {"agency": (), "cut": ("uncredited", "cut"), "longer": ("extended",)}
+    credited = {p.article_id: (p.credit, p.credit_where) for p in story.provenance}
+    assert credited["longer"] == ("spa", "byline")
+    assert [p.article_id for p in story.provenance] == ["agency", "cut", "longer"]  # time order

@@ -1,0 +1,81 @@
+"""Page cleaning and credit detection, one fixture file a case (tests/fixtures/clean, .../credits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dedup.text.clean import clean
+from dedup.text.credits import AGENCIES, agency_of_outlet, detect_byline_credit, detect_credits
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CLEAN_CASES = sorted((FIXTURES / "clean").glob("*.txt"))
+CREDIT_CASES = sorted((FIXTURES / "credits").glob("*.txt"))
+
+
+def _sections(path: Path) -> tuple[str, dict[str, str]]:
+    why, _, rest = path.read_text(encoding="utf-8").partition("\n")
+    parts: dict[str, str] = {}
+    for chunk in rest.split("=== ")[1:]:
+        name, _, body = chunk.partition("\n")
+        parts[name.strip()] = body.strip("\n")
+    return why.lstrip("# "), parts
+
+
+@pytest.mark.parametrize("path", CLEAN_CASES, ids=[p.stem for p in CLEAN_CASES])
+def test_cleaning_fixture(path: Path) -> None:
+    why, parts = _sections(path)
+    cleaned = clean(parts["page"])
+    assert cleaned.main == parts["main"], why
+    assert list(cleaned.embedded) == ([parts["embedded"]] if parts["embedded"] else []), why
+
+
+@pytest.mark.parametrize("path", CREDIT_CASES, ids=[p.stem for p in CREDIT_CASES])
+def test_credit_fixture(path: Path) -> None:
+    why, _, rest = path.read_text(encoding="utf-8").partition("\n")
+    header, _, text = rest.partition("---\n")
+    fields = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in header.splitlines())
+    expected = [] if fields["expect"] == "-" else fields["expect"].split(",")
+    found = detect_credits(clean(text).with_sources, fields.get("byline", ""))
+    assert [f"{c.label}@{c.where}" for c in found] == expected, why
+
+
+def test_fixture_folders_are_not_empty() -> None:
+    assert len(CLEAN_CASES) >= 8 and len(CREDIT_CASES) >= 15
+
+
+def test_registry_has_the_agencies_outlets_credit() -> None:
+    keys = {a.key for a in AGENCIES}
+    assert len(keys) == len(AGENCIES) >= 25
+    assert {"anadolu", "rt", "sputnik", "tass", "afp", "reuters", "ap", "dpa", "xinhua", "efe", "spa", "wam", "qna",
+            "kuna", "bna", "ona", "mena", "sana", "petra", "nna", "ina", "wafa", "suna", "saba", "map", "aps", "tap",
+            "irna"} <= keys
+
+
+def test_an_agencys_own_outlet_or_site_is_recognised() -> None:
+    assert agency_of_outlet("was") == "spa"
+    assert agency_of_outlet("", "https://arabic.rt.com/world/1234") == "rt"
+    assert agency_of_outlet("okaz", "https://www.okaz.com.sa/news") is None
+
+
+def test_byline_reader_needs_a_whole_part() -> None:
+    assert detect_byline_credit("الرياض - واس") is not None
+    assert detect_byline_credit("واسط - علي حسين") is None  # a city that starts like واس
+
+
+@given(st.text(max_size=300))
+def test_credit_reading_never_fails_and_finds_each_source_once(text: str) -> None:
+    found = detect_credits(text, text[:40])
+    labels = [c.label for c in found]
+    assert len(labels) == len(set(labels))
+
+
+@given(st.text(max_size=400))
+def test_cleaning_keeps_only_lines_of_the_page(text: str) -> None:
+    cleaned = clean(text)
+    lines = {line.strip() for line in text.splitlines()}
+    assert all(line in lines for line in cleaned.main.splitlines())
+    assert clean(cleaned.main).main == cleaned.main  # cleaning what is clean changes nothing
