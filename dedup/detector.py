@@ -138,7 +138,7 @@ class _PackedSketches:
 
 
 def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches:
-    cleaned = [clean(r[0]) for r in rows]
+    cleaned = [clean(r[0], r[1]) for r in rows]
     parents = [i for i, c in enumerate(cleaned) for _ in c.embedded]
     segments = [text for c in cleaned for text in c.embedded]
     words = [word_hashes(t, config.hash_seed) for t in [*(c.main for c in cleaned), *segments]]
@@ -246,12 +246,13 @@ class Detector:
         links = store.load_links()
         pending = next(links, None)
         for row in store.load():
+            self._count(row.shingles, row.embedded_in)
             self._remember(row)
-            earlier: list[int] = []
+            earlier: dict[int, float] = {}
             while pending is not None and pending[0] == row.seq:
-                earlier.append(pending[1])
+                earlier[pending[1]] = pending[2]
                 pending = next(links, None)
-            self._graph.add(row.seq, earlier)
+            self._graph.add(row.seq, earlier, earlier, leaf=row.embedded_in is not None)
             if row.shingles.size:
                 numbers.append(row.seq)
                 signatures.append(row.signature)
@@ -405,9 +406,13 @@ class Detector:
             return self._decision_of(known, "unchanged")
         seq = len(self._rows)
         # Count this article's shingles first: text it shares with many others is common now.
-        self._shared.add(p.shingles)
-        links = self._verify(p.shingles, candidates, _day(article))
-        update = self._graph.add(seq, [link.seq for link in links])
+        self._count(p.shingles, p.embedded_in)
+        # An article appended to a page is often older than the page: its time is not its own.
+        # An article appended to a page is often older than the page: it is compared with all.
+        links = self._verify(p.shingles, candidates, math.nan if p.embedded_in else _day(article))
+        # An article appended to a page joins the story it matches best, and links nothing else.
+        weights = {link.seq: round(link.similarity, 6) for link in links}
+        update = self._graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
         for story in update.stories:
             self._canonical.pop(story, None)
         story = self._graph.story(seq)
@@ -446,11 +451,19 @@ class Detector:
         self._remember(row)
         if self._store is not None:
             self._store.insert(row)
-            self._store.insert_links(seq, [(link.seq, link.containment, link.similarity) for link in links])
+            self._store.insert_links(seq, [(link.seq, link.containment, round(link.similarity, 6)) for link in links])
             moved = [(self._rows[root].id, node) for node, root in update.moved.items() if node != seq]
             if moved:
                 self._store.move(moved)
         return self._decision_of(seq, kind)
+
+    def _count(self, shingles: HashArray, embedded_in: str | None) -> None:
+        """Count an article's shingles as text shared by articles (before matching it).
+
+        An article appended to a page repeats one published before: it is not counted again.
+        """
+        if embedded_in is None:
+            self._shared.add(shingles)
 
     def _remember(self, row: StoredArticle) -> None:
         """Keep a stored article in memory (its story is the graph's business)."""
@@ -466,7 +479,7 @@ class Detector:
                 embedded=row.embedded_in is not None,
             )
         )
-        self._days.append(_day_of(row.published, row.fetched_at))
+        self._days.append(math.nan if row.embedded_in else _day_of(row.published, row.fetched_at))
 
     # -- matching -----------------------------------------------------------------------------
 

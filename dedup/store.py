@@ -154,9 +154,9 @@ class SQLiteStore:
         """Record that articles (by seq) now belong to other stories: (story id, seq) pairs."""
         self._db.executemany("UPDATE articles SET story_id = ? WHERE seq = ?", stories)
 
-    def load_links(self) -> Iterator[tuple[int, int]]:
-        """(later, earlier) for every link, ordered by the later article."""
-        yield from self._db.execute("SELECT later, earlier FROM links ORDER BY later, earlier")
+    def load_links(self) -> Iterator[tuple[int, int, float]]:
+        """(later, earlier, similarity) for every link, ordered by the later article."""
+        yield from self._db.execute("SELECT later, earlier, similarity FROM links ORDER BY later, earlier")
 
     def load(self) -> Iterator[StoredArticle]:
         for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY seq"):

@@ -20,7 +20,8 @@ earliest published, then the most complete (most shingles), then the smallest id
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -36,6 +37,10 @@ class Update:
 class StoryGraph:
     """Links between articles numbered 0, 1, 2, ... and the stories they form.
 
+    *Leaves* are articles appended to another page (a re-display of an article published
+    before): a leaf joins the story of the article it matches best, but its links show nothing
+    about how other articles relate, so they never join two stories or make a compilation.
+
     >>> g = StoryGraph()
     >>> for node, links in [(0, []), (1, [0]), (2, []), (3, [2]), (4, [0, 1, 2, 3])]:
     ...     _ = g.add(node, links)
@@ -47,28 +52,60 @@ class StoryGraph:
     """
 
     def __init__(self) -> None:
-        self._links: list[set[int]] = []
+        self._links: list[set[int]] = []  # links between articles that are not leaves
+        self._leaf: dict[int, dict[int, float]] = {}  # leaf -> the articles it matches, with similarity
+        self._leaves_of: dict[int, set[int]] = {}  # article -> the leaves that match it
         self._compilation: set[int] = set()
-        self._story: list[int] = []  # the earliest member of each node's story
+        self._story: list[int] = []  # the earliest member of each node's story (leaves aside)
         self._members: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._links)
 
-    def add(self, node: int, links: Iterable[int]) -> Update:
-        """Add the next node with its links to earlier nodes, and say which stories changed."""
+    def add(self, node: int, links: Iterable[int], weights: Mapping[int, float] | None = None, *,
+            leaf: bool = False) -> Update:
+        """Add the next node with its links to earlier nodes, and say which stories changed.
+
+        ``weights`` give the similarity of each link (a leaf joins its best match); ``leaf``
+        marks an article appended to another page.
+        """
         if node != len(self._links):
             raise ValueError(f"nodes are added in order: expected {len(self._links)}, got {node}")
         linked = {int(x) for x in links}
         if any(not 0 <= x < node for x in linked):
             raise ValueError(f"node {node} can only link to earlier nodes, got {sorted(linked)}")
-        self._links.append(linked)
+        weight = weights or {}
+        self._links.append(set())
         self._story.append(node)
         self._members[node] = [node]
-        for x in linked:
+        if leaf:
+            # Links between two leaves say nothing: each matches the articles themselves.
+            self._leaf[node] = {x: float(weight.get(x, 0.0)) for x in linked if x not in self._leaf}
+            for x in self._leaf[node]:
+                self._leaves_of.setdefault(x, set()).add(node)
+            moved: dict[int, int] = {node: node}
+            stories = {node}
+            self._place([node], moved, stories)
+            return Update(moved, sorted(s for s in stories if s in self._members))
+        structural = {x for x in linked if x not in self._leaf}
+        for e in linked - structural:
+            self._leaf[e][node] = float(weight.get(e, 0.0))
+            self._leaves_of.setdefault(node, set()).add(e)
+        self._links[node] = structural
+        for x in structural:
             self._links[x].add(node)
-        if not linked:
-            return Update({node: node}, [node])
+        update, leaves_in_region = (self._recompute(self._region(node, structural)) if structural
+                                    else (Update({node: node}, [node]), []))
+        # Leaves follow the articles they match: place again those whose stories changed.
+        leaves = (linked - structural) | set(leaves_in_region)
+        for story in update.stories:
+            for member in self._members.get(story, ()):
+                leaves |= self._leaves_of.get(member, set())
+        moved, stories = dict(update.moved), set(update.stories)
+        self._place(sorted(leaves), moved, stories)
+        return Update(moved, sorted(s for s in stories if s in self._members))
+
+    def _region(self, node: int, linked: set[int]) -> set[int]:
         # Only the new node and its neighbours can change compilation status (a node's status
         # depends on the links among its own neighbours).
         region: set[int] = set()
@@ -83,7 +120,7 @@ class StoryGraph:
             if now != was:
                 for y in self._links[x]:
                     region.update(self._members[self._story[y]])
-        return self._recompute(region)
+        return region
 
     def _splits(self, node: int) -> bool:
         """Whether the node's neighbours form two or more groups with no link between them."""
@@ -101,15 +138,18 @@ class StoryGraph:
                     todo.append(y)
         return len(seen) < len(around)
 
-    def _recompute(self, region: set[int]) -> Update:
+    def _recompute(self, region: set[int]) -> tuple[Update, list[int]]:
+        """The stories of the region's articles (leaves left out: the caller places them)."""
         # Every story touching the region lies wholly inside it, so components can be found here.
         for x in region:
             self._members.pop(self._story[x], None)
         moved: dict[int, int] = {}
         roots: list[int] = []
         done: set[int] = set()
+        leaves = [x for x in region if x in self._leaf]
+        newest = len(self._story) - 1
         for x in sorted(region):
-            if x in done:
+            if x in done or x in self._leaf:
                 continue
             component = [x]
             done.add(x)
@@ -127,13 +167,33 @@ class StoryGraph:
             roots.append(root)
             self._members[root] = component
             for y in component:
-                if self._story[y] != root or y == len(self._story) - 1:
+                if self._story[y] != root or y == newest:
                     moved[y] = root
                 self._story[y] = root
-        return Update(moved, roots)
+        return Update(moved, roots), leaves
+
+    def _place(self, leaves: Iterable[int], moved: dict[int, int], stories: set[int]) -> None:
+        """Put each leaf in the story of its best match (the most similar, then the earliest)."""
+        for e in leaves:
+            targets = self._leaf[e]
+            story = self._story[min(targets, key=lambda x: (-targets[x], x))] if targets else e
+            old = self._story[e]
+            members = self._members.get(old)
+            if members is not None and e in members and old != story:
+                members.remove(e)
+                if not members:
+                    del self._members[old]
+                stories.add(old)
+            into = self._members.setdefault(story, [])
+            if e not in into:
+                bisect.insort(into, e)
+            if story != old:
+                moved[e] = story
+            self._story[e] = story
+            stories.add(story)
 
     def story(self, node: int) -> int:
-        """The story of a node: the number of its earliest member."""
+        """The story of a node: the number of its earliest member (leaves aside)."""
         return self._story[node]
 
     def members(self, story: int) -> list[int]:
@@ -150,21 +210,42 @@ class StoryGraph:
     def is_compilation(self, node: int) -> bool:
         return node in self._compilation
 
+    def is_leaf(self, node: int) -> bool:
+        return node in self._leaf
 
-def stories_of(links: Sequence[tuple[int, int]], nodes: int) -> list[int]:
-    """The story of every node computed at once from the whole link list (the reference)."""
+
+def stories_of(links: Sequence[tuple[int, int]], nodes: int, leaves: Iterable[int] = (),
+               weights: Mapping[tuple[int, int], float] | None = None) -> list[int]:
+    """The story of every node computed at once from the whole link list (the reference).
+
+    ``weights`` maps a link (either order) to its similarity.
+    """
+    leaf = set(leaves)
+    weight = weights or {}
     around: list[set[int]] = [set() for _ in range(nodes)]
+    matches: dict[int, dict[int, float]] = {e: {} for e in leaf}
     for a, b in links:
-        if a != b:
+        if a == b or (a in leaf and b in leaf):
+            continue
+        w = weight.get((a, b), weight.get((b, a), 0.0))
+        if a in leaf:
+            matches[a][b] = w
+        elif b in leaf:
+            matches[b][a] = w
+        else:
             around[a].add(b)
             around[b].add(a)
     graph = StoryGraph()
     graph._links = around
-    graph._compilation = {x for x in range(nodes) if graph._splits(x)}
+    graph._compilation = {x for x in range(nodes) if x not in leaf and graph._splits(x)}
     graph._story = list(range(nodes))
     graph._members = {x: [x] for x in range(nodes)}
-    graph._recompute(set(range(nodes)))
-    return list(graph._story)
+    graph._recompute({x for x in range(nodes) if x not in leaf})
+    story = list(graph._story)
+    for e in leaf:
+        targets = matches[e]
+        story[e] = graph._story[min(targets, key=lambda x: (-targets[x], x))] if targets else e
+    return story
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

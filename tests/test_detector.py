@@ -258,3 +258,19 @@ def test_provenance_flags_uncredited_cut_and_extended_copies(stories: dict[str, 
     credited = {p.article_id: (p.credit, p.credit_where) for p in story.provenance}
     assert credited["longer"] == ("spa", "byline")
     assert [p.article_id for p in story.provenance] == ["agency", "cut", "longer"]  # time order
+
+
+def test_restart_rebuilds_the_shared_text_counts(tmp_path: Path, stories: dict[str, str]) -> None:
+    from dedup import DetectorConfig, MatchConfig
+
+    # With template_docs=2 the shared-text counts decide matches after a few articles, so a
+    # restarted detector that forgot them would decide differently.
+    config = DetectorConfig(match=MatchConfig(template_docs=2))
+    items = _many(stories)
+    with Detector.in_memory(config) as one:
+        expected = [(d.story_id, d.action, d.containment) for d in one.add_many(items)]
+    got = []
+    for start in range(0, len(items), 5):
+        with Detector.open(tmp_path, config) as d:
+            got += [(x.story_id, x.action, x.containment) for x in d.add_many(items[start : start + 5])]
+    assert got == expected

@@ -68,11 +68,12 @@ def test_appended_articles_are_split_off_and_matched_as_their_own_story(pages: d
         for key in with_appended:
             (segment,) = decisions[key].embedded
             assert segment.article_id == f"{key}#embedded-1" and segment.story_id != decisions[key].story_id
-            # The appended article published alone elsewhere joins the segment's story, not the page's.
+            # The appended article published on its own elsewhere: the segment joins its story
+            # (named after it: a segment only re-displays an article), not the page's.
             alone = d.add(Article(id=f"{key}-alone", text=clean(pages[key]).embedded[0], outlet="other",
                                   published="2024-11-20 12:00"))
-            assert alone.story_id == segment.story_id
-            story = d.story(segment.story_id)
+            story = d.story_of(segment.article_id)
+            assert story.story_id == alone.story_id == f"{key}-alone"
             flags = {p.article_id: p.flags for p in story.provenance}
             assert "embedded" in flags[segment.article_id]
             assert d.record(segment.article_id).embedded_in == key

@@ -120,17 +120,37 @@ def link_lists(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]]]:
 Case = tuple[int, list[tuple[int, int]]]
 
 
-@given(link_lists())
-def test_stories_kept_one_node_at_a_time_equal_stories_computed_at_once(case: Case) -> None:
+@given(link_lists(), st.sets(st.integers(0, 13)), st.randoms())
+def test_stories_kept_one_node_at_a_time_equal_stories_computed_at_once(case: Case, leaves: set[int],
+                                                                        rnd) -> None:  # type: ignore[no-untyped-def]
     nodes, links = case
-    earlier: dict[int, list[int]] = {}
+    leaves = {x for x in leaves if x < nodes}
+    weights = {link: rnd.choice([0.3, 0.5, 0.9, 1.0]) for link in links}
+    earlier: dict[int, dict[int, float]] = {}
     for a, b in links:
-        earlier.setdefault(b, []).append(a)
-    graph = build(earlier, nodes)
-    assert [graph.story(n) for n in range(nodes)] == stories_of(links, nodes)
+        earlier.setdefault(b, {})[a] = weights[(a, b)]
+    graph = StoryGraph()
+    for node in range(nodes):
+        graph.add(node, earlier.get(node, {}), earlier.get(node, {}), leaf=node in leaves)
+    assert [graph.story(n) for n in range(nodes)] == stories_of(links, nodes, leaves, weights)
     for story in graph.stories():
-        assert graph.members(story)[0] == story
         assert all(graph.story(m) == story for m in graph.members(story))
+        assert graph.members(story) == sorted(graph.members(story))
+        plain = [m for m in graph.members(story) if not graph.is_leaf(m)]
+        assert (plain or graph.members(story))[0] == story  # named after its earliest article (leaves aside)
+    assert sorted(m for s in graph.stories() for m in graph.members(s)) == list(range(nodes))
+
+
+def test_a_leaf_joins_its_best_match_and_never_merges_stories() -> None:
+    graph = StoryGraph()
+    graph.add(0, [])
+    graph.add(1, [])
+    # A page's appended article matching both 0 (best) and 1 joins 0's story and merges nothing.
+    graph.add(2, {0: 0.9, 1: 0.6}, {0: 0.9, 1: 0.6}, leaf=True)
+    assert [graph.story(n) for n in range(3)] == [0, 1, 0]
+    # A later article matching the leaf only: the leaf moves to it if it matches it best.
+    graph.add(3, {2: 1.0}, {2: 1.0})
+    assert (graph.story(2), graph.story(3), graph.members(3)) == (3, 3, [2, 3])
 
 
 @given(link_lists(), st.randoms())

@@ -61,7 +61,14 @@ _FURNITURE_PATTERNS = re.compile(
 _TWEET = re.compile(r"pic\.twitter\.com|twitter\.com/\w+/status|\(@\w{1,15}\)\s+\w+\s+\d{1,2},\s+\d{4}")
 _BULLET = re.compile(r"^\s*[•·▪►◄■●]\s*")
 _SOURCE = re.compile(r"^\s*(?:المصدر(?: الأصلي| الاصلي)?|مصدر الخبر|source)\s*[:|/\-–—]", re.IGNORECASE)
-_MENU_RUN = 3  # this many one- or two-word lines in a row are a menu
+_MENU_RUN = 3
+# A date stamp line: only weekday and month names, numbers and "in"/"في" (normalized words).
+_DATE_WORDS = frozenset(normalize(
+    "الأحد الاثنين الإثنين الثلاثاء الأربعاء الخميس الجمعة السبت يناير فبراير مارس أبريل ابريل مايو يونيو "
+    "يوليو أغسطس اغسطس سبتمبر أكتوبر اكتوبر نوفمبر ديسمبر كانون الثاني شباط آذار نيسان أيار حزيران تموز آب أيلول "
+    "تشرين الأول هـ م الموافق am pm gmt sunday monday tuesday wednesday thursday friday saturday january "
+    "february march april may june july august september october november december in"
+).split())  # this many one- or two-word lines in a row are a menu
 
 
 def _words(line: str) -> int:
@@ -103,8 +110,11 @@ def _appended_at(lines: list[str]) -> int | None:
     return None
 
 
-def clean(text: str) -> Cleaned:
+def clean(text: str, title: str = "") -> Cleaned:
     """Drop page furniture and split off appended articles.
+
+    Lines that repeat the article's ``title`` are dropped too: a headline is not the story's text,
+    and outlets give their copies new ones.
 
     >>> page = ("الرئيسية\\nأخبار\\nرياضة\\nاقتصاد\\nنص الخبر الأول هنا\\nاقرأ أيضاً\\nعنوان خبر آخر\\n"
     ...         "بقية الخبر\\nكلمات دلالية: أ ب")
@@ -124,11 +134,16 @@ def clean(text: str) -> Cleaned:
             body = _clean_lines(segment)[0]
             if body.strip():
                 embedded.append(body)
-    main, dropped, with_sources = _clean_lines(lines)
+    main, dropped, with_sources = _clean_lines(lines, normalize(title) if title.strip() else "")
     return Cleaned(main, tuple(embedded), tuple(dropped), with_sources)
 
 
-def _clean_lines(lines: list[str]) -> tuple[str, list[str], str]:
+def _is_date_stamp(folded: str) -> bool:
+    words = folded.split()
+    return bool(words) and all(w.isdigit() or w in _DATE_WORDS for w in words) and any(w.isdigit() for w in words)
+
+
+def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], str]:
     kept: list[str] = []
     dropped: list[str] = []
     sourced: list[tuple[int, str]] = []  # credit lines, with where they stood among the kept
@@ -148,7 +163,10 @@ def _clean_lines(lines: list[str]) -> tuple[str, list[str], str]:
             continue
         words = _words(line)
         # Set phrases are a few words long: only short lines are folded to be looked up.
-        folded = normalize(line) if words <= 5 else ""
+        folded = normalize(line) if words <= 5 or (title and words <= 30) else ""
+        if title and folded == title:
+            dropped.append(line)
+            continue
         if folded in _END_MARKERS:
             flush_run()
             dropped.append(line)
@@ -169,6 +187,7 @@ def _clean_lines(lines: list[str]) -> tuple[str, list[str], str]:
             continue
         if (
             folded in _FURNITURE
+            or (words <= 6 and _is_date_stamp(folded))
             or _FURNITURE_PATTERNS.match(line)
             or _TWEET.search(line)
             or (words <= 8 and _BULLET.match(raw))
