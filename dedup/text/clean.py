@@ -162,9 +162,11 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], str
         if not line:
             continue
         words = _words(line)
-        # Set phrases are a few words long: only short lines are folded to be looked up.
-        folded = normalize(line) if words <= 5 or (title and words <= 30) else ""
-        if title and folded == title:
+        # Set phrases are a few words long: only short lines are folded to be looked up (and
+        # lines about as long as the headline, to compare with it).
+        headline_sized = bool(title) and abs(len(line) - len(title)) <= len(title) // 3 + 4
+        folded = normalize(line) if words <= 5 or headline_sized else ""
+        if headline_sized and folded == title:
             dropped.append(line)
             continue
         if folded in _END_MARKERS:
@@ -189,7 +191,7 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], str
             folded in _FURNITURE
             or (words <= 6 and _is_date_stamp(folded))
             or _FURNITURE_PATTERNS.match(line)
-            or _TWEET.search(line)
+            or (("twitter" in line or "(@" in line) and _TWEET.search(line))
             or (words <= 8 and _BULLET.match(raw))
         ):
             flush_run()
