@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
@@ -158,6 +159,98 @@ def show(story_or_article: str, state: Path) -> None:
                    f"sim {p.similarity:.2f} cont {p.containment:.2f}  {p.title or p.article_id}{flags}")
         if p.url:
             click.echo(f"  {'':19} {p.url}")
+
+
+class _KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}Z level={record.levelname.lower()} {record.getMessage()}"
+
+
+def _logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_KeyValueFormatter())
+    root = logging.getLogger("dedup")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+@main.command()
+@click.option("--feeds", "feeds_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("feeds.yaml"),
+              show_default=True, help="The feeds to poll (see the example feeds.yaml).")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=Path("state"), show_default=True,
+              help="Where the detector and the feed state live; a restart continues from here.")
+@click.option("--once", is_flag=True, help="Poll every enabled feed once, print a summary and exit.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="One line per poll and per decision at info; errors only at error.")
+@click.option("--grace", type=float, default=20.0, show_default=True,
+              help="Seconds to let polls in flight finish after SIGTERM/SIGINT before abandoning them.")
+def run(feeds_path: Path, state: Path, once: bool, log_level: str, grace: float) -> None:
+    """Poll the feeds of feeds.yaml and cluster their items into stories, until SIGTERM or SIGINT.
+
+    Each feed is polled on its own interval (conditional GET, backoff after failures, Retry-After
+    honoured); new and edited items go through the same engine as `dedup scan`. State is kept in
+    --state, so a restart (or a crash) loses nothing and counts nothing twice.
+    """
+    import asyncio
+
+    from dedup.feeds.config import load_feeds
+    from dedup.feeds.daemon import poll_once, run_forever
+    from dedup.feeds.state import FeedState
+
+    _logging(log_level)
+    try:
+        config = load_feeds(feeds_path)
+        detector = Detector.open(state)
+    except DedupError as exc:
+        raise click.ClickException(str(exc)) from None
+    feed_state = FeedState(state)
+    try:
+        with detector:
+            if once:
+                results = asyncio.run(poll_once(config, detector, feed_state))
+                for r in results:
+                    detail = r.error if r.status == "error" else f"{r.new} new, {r.updated} updated"
+                    click.echo(f"{r.feed:24} {r.status:13} {detail}")
+                failed = sum(r.status == "error" for r in results)
+                click.echo(f"{len(results)} feeds polled: {len(results) - failed} ok, {failed} failed; "
+                           f"{sum(r.new for r in results)} new items")
+                if results and failed == len(results):
+                    raise SystemExit(1)
+            else:
+                asyncio.run(run_forever(config, detector, feed_state, grace=grace))
+    finally:
+        feed_state.close()
+
+
+@main.command()
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=Path("state"), show_default=True,
+              help="The daemon's state folder.")
+def status(state: Path) -> None:
+    """Per feed: last success, last error, items, next poll due; totals of stories and copies."""
+    import sqlite3
+
+    from dedup.feeds.state import FeedState
+
+    if not (state / FeedState.FILENAME).exists():
+        raise click.ClickException(f"{state}: no daemon state here; run `dedup run --state {state}` first")
+    feed_state = FeedState(state)
+    try:
+        rows = feed_state.feeds()
+    finally:
+        feed_state.close()
+    now = time.time()
+    click.echo(f"{'feed':24} {'items':>6}  {'last success':19}  {'next due':>9}  last error")
+    for r in rows:
+        due = "now" if r.next_due <= now else f"{(r.next_due - now) / 60:.0f} min"
+        error = (r.last_error or "-") if r.last_status == "error" else "-"
+        click.echo(f"{r.name:24} {r.items:6}  {r.last_success or 'never':19}  {due:>9}  {error}")
+    db = state / "dedup.sqlite"
+    if db.exists():
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            articles, stories = con.execute("SELECT COUNT(*), COUNT(DISTINCT story_id) FROM articles").fetchone()
+        click.echo(f"{articles} articles in {stories} stories ({articles - stories} copies)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,1 @@
+"""The feed side: feeds.yaml, polite fetching, parsing from bytes, and the polling daemon."""
