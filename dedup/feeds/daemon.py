@@ -155,10 +155,11 @@ async def run_forever(config: FeedsConfig, detector: Detector, state: FeedState,
     poller = Poller(detector, state, fetcher)
     in_flight: dict[str, asyncio.Task[PollResult]] = {}
 
-    def launch(feed: Feed) -> None:
+    async def launch(feed: Feed) -> None:
+        # A coroutine job runs on the event loop; it only starts the poll, which the daemon tracks.
         if stop.is_set() or feed.name in in_flight:  # never two polls of one feed at once
             return
-        task = asyncio.ensure_future(_guarded(poller, feed, force=False))
+        task = asyncio.create_task(_guarded(poller, feed, force=False))
         in_flight[feed.name] = task
         task.add_done_callback(lambda _: in_flight.pop(feed.name, None))
 

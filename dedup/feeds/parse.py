@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import json
 import re
+import xml.sax
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -47,6 +48,7 @@ _TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|mc_cid|mc_eid|igshid|yclid
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding=[\"']([A-Za-z0-9._-]+)[\"']", re.I)
 _SUMMARY_WORDS = 80
+_CLOSED = re.compile(r"</(?:rss|feed|rdf:RDF)>\s*$", re.I)
 
 
 def normalize_url(url: str) -> str:
@@ -102,12 +104,15 @@ def parse_feed(body: bytes, content_type: str = "", *, timezone: str | None = No
     # Hand feedparser UTF-8 with a matching declaration, whatever the bytes were.
     utf8 = re.sub(r"^\s*<\?xml[^>]*\?>", '<?xml version="1.0" encoding="utf-8"?>', text, count=1).encode("utf-8")
     parsed = feedparser.parse(utf8, response_headers={"content-type": "application/xml; charset=utf-8"})
-    if parsed.bozo and not parsed.entries:
-        raise ParseError(f"malformed feed: {parsed.get('bozo_exception')}")
+    problem = parsed.get("bozo_exception") if parsed.bozo else None
+    if problem is not None and not parsed.entries:
+        raise ParseError(f"malformed feed: {problem}")
+    # feedparser still hands back entries from broken XML. Tolerate what real feeds get wrong
+    # and it repairs (an undefined &nbsp;), not a document that stops halfway.
+    if isinstance(problem, xml.sax.SAXParseException) and not _CLOSED.search(text[-400:]):
+        raise ParseError(f"malformed feed: the XML breaks off (line {problem.getLineNumber()}: {problem.getMessage()})")
     if not parsed.entries and not parsed.get("version"):
         raise ParseError("not an RSS, Atom or JSON feed")
-    if parsed.bozo and isinstance(parsed.get("bozo_exception"), Exception) and not parsed.get("version"):
-        raise ParseError(f"malformed feed: {parsed.get('bozo_exception')}")
     return [item for entry in parsed.entries if (item := _rss_item(entry, zone, seen)) is not None]
 
 
