@@ -225,37 +225,41 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path: Path, stories: dict[str, str
 def test_sigkill_mid_poll_then_restart_loses_nothing_and_counts_nothing_twice(
     tmp_path: Path, stories: dict[str, str]
 ) -> None:
-    # Summary-only items whose pages are slow: a poll takes seconds, and is killed in the middle.
+    # A fast feed whose items are in, and a summary-only feed whose slow pages keep its poll going:
+    # the daemon is killed in the middle of that poll.
     server = FeedServer(page_delay=0.3)
-    items = []
+    fast, _ = agency_and_copy(stories)
+    slow = []
     for n, (k, t) in enumerate(list(stories.items()) * 2):
         key = f"{k}-{n}"
         server.pages[key] = t + f"\nسطر مميز رقم {n} في هذه النسخة من الخبر."
-        items.append(Item(key, f"عنوان {key}", t[:100], link=f"/page/{key}"))
+        slow.append(Item(key, f"عنوان {key}", t[:100], link=f"/page/{key}"))
     with serve(server):
-        for it in items:
+        for it in slow:
             it.link = server.url(it.link)
-        server.feeds["slow"] = rss(items, full=False)
-        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"slow": "/feed/slow"}, slow={"full_page": True})
+        server.feeds["fast"] = rss(fast)
+        server.feeds["slow"] = rss(slow, full=False)
+        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"fast": "/feed/fast", "slow": "/feed/slow"},
+                            slow={"full_page": True})
         state = tmp_path / "state"
         proc = _daemon(feeds, state)
         try:
-            _wait_for(lambda: 2 <= _count(state)[0] < len(items))
+            _wait_for(lambda: _count(state)[0] == len(fast) and sum(
+                v for k, v in server.hits.items() if k.startswith("/page/")) >= 2)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
         finally:
             _stop(proc)
-        killed_at = _count(state)[0]
-        assert 0 < killed_at < len(items)
+        assert _count(state)[0] == len(fast)  # killed with the slow feed's poll unfinished
         again = subprocess.run([sys.executable, "-m", "dedup.cli", "run", "--once", "--feeds", str(feeds),
                                 "--state", str(state), "--log-level", "error"], capture_output=True, text=True,
                                timeout=120)
     assert again.returncode == 0, again.stderr
     articles, distinct = _count(state)
-    assert articles == distinct == len(items)
+    assert articles == distinct == len(fast) + len(slow)
     feed_state = FeedState(state)
     try:
-        assert feed_state.feeds()[0].items == len(items)
+        assert {r.name: r.items for r in feed_state.feeds()} == {"fast": len(fast), "slow": len(slow)}
     finally:
         feed_state.close()
 

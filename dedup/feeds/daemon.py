@@ -67,22 +67,32 @@ class Poller:
                                first_seen=dt.datetime.fromtimestamp(now, dt.UTC))
         except (FetchError, ParseError) as exc:
             return self._failed(feed, row.failures, str(exc), getattr(exc, "retry_after", None), now)
-        new = updated = 0
+        pending: list[tuple[FeedItem, Article, str, int]] = []
         for item in items:
-            added = await self._add(feed, item, stamp)
-            new += added == "new"
-            updated += added == "updated"
+            prepared = await self._article(feed, item, stamp)
+            if prepared is not None:
+                pending.append((item, *prepared))
+        # One transaction for the poll's new and edited items, then their records: a crash in
+        # between leaves articles the next poll finds "unchanged", never items marked done but lost.
+        decisions = self.detector.add_many([article for _, article, _, _ in pending])
+        for (item, article, digest, versions), decision in zip(pending, decisions, strict=True):
+            self.state.record_item(item.key, feed.name, article.id, digest, versions, stamp)
+            log.info("decision feed=%s article=%s action=%s story=%s canonical=%s containment=%.2f", feed.name,
+                     article.id, decision.action, decision.story_id, decision.canonical_id, decision.containment)
+        new = sum(1 for _, _, _, v in pending if v == 1)
+        updated = len(pending) - new
         # Validators only now: a crash before this line fetches the whole feed again next time.
         self.state.succeeded(feed.name, etag=fetched.etag, last_modified=fetched.last_modified, status="ok",
                              now=stamp, next_due=now + feed.limits.interval)
         log.info("poll feed=%s status=ok items=%d new=%d updated=%d", feed.name, len(items), new, updated)
         return PollResult(feed.name, "ok", new, updated)
 
-    async def _add(self, feed: Feed, item: FeedItem, stamp: str) -> str:
+    async def _article(self, feed: Feed, item: FeedItem, stamp: str) -> tuple[Article, str, int] | None:
+        """The article for a new or edited item (with its digest and version), None if seen."""
         known = self.state.item(item.key)
         digest = item.content_hash()
         if known is not None and known.content_hash == digest:
-            return "seen"
+            return None
         text = item.text
         if feed.full_page and item.summary_only and item.url:
             text = await self._full_text(feed, item) or text
@@ -91,11 +101,7 @@ class Poller:
         article_id = item.key if versions == 1 else f"{item.key}#v{versions}"
         article = Article(id=article_id, text=text, title=item.title, url=item.url, outlet=feed.outlet,
                           published=item.published, fetched_at=stamp, outlet_is_agency=feed.agency)
-        decision = self.detector.add(article)
-        self.state.record_item(item.key, feed.name, article_id, digest, versions, stamp)
-        log.info("decision feed=%s article=%s action=%s story=%s canonical=%s containment=%.2f", feed.name,
-                 article_id, decision.action, decision.story_id, decision.canonical_id, decision.containment)
-        return "new" if known is None else "updated"
+        return article, digest, versions
 
     async def _full_text(self, feed: Feed, item: FeedItem) -> str:
         try:
