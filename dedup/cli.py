@@ -186,7 +186,9 @@ def _logging(level: str) -> None:
               show_default=True, help="One line per poll and per decision at info; errors only at error.")
 @click.option("--grace", type=float, default=20.0, show_default=True,
               help="Seconds to let polls in flight finish after SIGTERM/SIGINT before abandoning them.")
-def run(feeds_path: Path, state: Path, once: bool, log_level: str, grace: float) -> None:
+@click.option("--http", "http_address", metavar="HOST:PORT",
+              help="Serve /health, /metrics (Prometheus) and /stories (latest, JSON) here, e.g. 127.0.0.1:8321.")
+def run(feeds_path: Path, state: Path, once: bool, log_level: str, grace: float, http_address: str | None) -> None:
     """Poll the feeds of feeds.yaml and cluster their items into stories, until SIGTERM or SIGINT.
 
     Each feed is polled on its own interval (conditional GET, backoff after failures, Retry-After
@@ -200,6 +202,12 @@ def run(feeds_path: Path, state: Path, once: bool, log_level: str, grace: float)
     from dedup.feeds.state import FeedState
 
     _logging(log_level)
+    http = None
+    if http_address:
+        host, _, port = http_address.rpartition(":")
+        if not port.isdigit():
+            raise click.BadParameter(f"{http_address!r}: expected HOST:PORT, e.g. 127.0.0.1:8321", param_hint="--http")
+        http = (host or "127.0.0.1", int(port))
     try:
         config = load_feeds(feeds_path)
         detector = Detector.open(state)
@@ -219,7 +227,7 @@ def run(feeds_path: Path, state: Path, once: bool, log_level: str, grace: float)
                 if results and failed == len(results):
                     raise SystemExit(1)
             else:
-                asyncio.run(run_forever(config, detector, feed_state, grace=grace))
+                asyncio.run(run_forever(config, detector, feed_state, grace=grace, http=http))
     finally:
         feed_state.close()
 

@@ -608,6 +608,22 @@ class Detector:
         for story in self._graph.stories():
             yield self._story(story)
 
+    @property
+    def story_count(self) -> int:
+        """How many stories there are (a story of one article counts)."""
+        return len(self._graph.stories())
+
+    def recent_stories(self, limit: int = 20) -> list[Story]:
+        """The stories that most recently gained an article, most recent first."""
+        found: list[int] = []
+        for seq in range(len(self._rows) - 1, -1, -1):
+            story = self._graph.story(seq)
+            if story not in found:
+                found.append(story)
+                if len(found) >= limit:
+                    break
+        return [self._story(s) for s in found]
+
     def assignments(self) -> Iterator[tuple[str, str, str]]:
         """(article id, story id, canonical id) for every article, in the order they were added."""
         rows = self._rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 from edits import first_half, new_headline
 from feedserver import FeedServer, Item, json_feed, rss, serve
@@ -207,13 +209,28 @@ def _wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-unty
     raise AssertionError("timed out")
 
 
-def test_sigterm_stops_the_daemon_cleanly(tmp_path: Path, stories: dict[str, str]) -> None:
+def _free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sigterm_stops_the_daemon_cleanly_and_the_endpoint_reports(tmp_path: Path, stories: dict[str, str]) -> None:
     agency, papers = agency_and_copy(stories)
+    port = _free_port()
     with serve(FeedServer(feeds={"spa": rss(agency), "okaz": rss(papers)})) as server:
-        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"spa": "/feed/spa", "okaz": "/feed/okaz"})
-        proc = _daemon(feeds, tmp_path / "state")
+        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"spa": "/feed/spa", "okaz": "/feed/okaz"},
+                            spa={"agency": True})
+        proc = _daemon(feeds, tmp_path / "state", "--http", f"127.0.0.1:{port}")
         try:
             _wait_for(lambda: _count(tmp_path / "state")[0] == len(agency) + len(papers))
+            base = f"http://127.0.0.1:{port}"
+            assert httpx.get(f"{base}/health").json()["status"] == "ok"
+            metrics = httpx.get(f"{base}/metrics").text
+            assert f"dedup_articles {len(agency) + len(papers)}" in metrics
+            assert 'dedup_polls_total{feed="spa",status="ok"}' in metrics
+            latest = httpx.get(f"{base}/stories?limit=3").json()
+            assert len(latest) == 3 and all(s["canonical_id"].startswith("https://spa.test/") for s in latest)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
         finally:

@@ -23,6 +23,7 @@ from dedup._model import Article
 from dedup.detector import Detector
 from dedup.feeds.config import Feed, FeedsConfig
 from dedup.feeds.fetch import Fetcher, FetchError
+from dedup.feeds.http import Monitor, serve_monitor
 from dedup.feeds.parse import FeedItem, ParseError, parse_feed
 from dedup.feeds.state import FeedState
 
@@ -148,8 +149,11 @@ async def _guarded(poller: Poller, feed: Feed, *, force: bool) -> PollResult:
 
 
 async def run_forever(config: FeedsConfig, detector: Detector, state: FeedState, *, grace: float = 20.0,
-                      stop: asyncio.Event | None = None) -> None:
-    """Poll on schedule until SIGTERM/SIGINT (or ``stop`` is set), then drain and return."""
+                      stop: asyncio.Event | None = None, http: tuple[str, int] | None = None) -> None:
+    """Poll on schedule until SIGTERM/SIGINT (or ``stop`` is set), then drain and return.
+
+    ``http`` (host, port) serves the monitoring endpoint (see :mod:`dedup.feeds.http`).
+    """
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -160,12 +164,22 @@ async def run_forever(config: FeedsConfig, detector: Detector, state: FeedState,
     fetcher = Fetcher()
     poller = Poller(detector, state, fetcher)
     in_flight: dict[str, asyncio.Task[PollResult]] = {}
+    monitor = Monitor(detector, state)
+    server = None
+    if http is not None:
+        server = await serve_monitor(monitor, http[0], http[1])
+        log.info("http endpoint=%s:%d paths=/health,/metrics,/stories", http[0], http[1])
+
+    async def counted(feed: Feed) -> PollResult:
+        result = await _guarded(poller, feed, force=False)
+        monitor.polls[(result.feed, result.status)] += 1
+        return result
 
     async def launch(feed: Feed) -> None:
         # A coroutine job runs on the event loop; it only starts the poll, which the daemon tracks.
         if stop.is_set() or feed.name in in_flight:  # never two polls of one feed at once
             return
-        task = asyncio.create_task(_guarded(poller, feed, force=False))
+        task = asyncio.create_task(counted(feed))
         in_flight[feed.name] = task
         task.add_done_callback(lambda _: in_flight.pop(feed.name, None))
 
@@ -189,6 +203,9 @@ async def run_forever(config: FeedsConfig, detector: Detector, state: FeedState,
                 await asyncio.wait(pending, timeout=5)
     finally:
         scheduler.shutdown(wait=False)
+        if server is not None:
+            server.close()
+            await server.wait_closed()
         await fetcher.aclose()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
