@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import itertools
 import math
 import multiprocessing
@@ -22,6 +21,7 @@ from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
+import xxhash
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
@@ -69,6 +69,7 @@ class Sketch:
     digest: str
     credits: tuple[Credit, ...]
     embedded: tuple[tuple[str, Sketch], ...] = ()  # whole articles appended to the page: text, sketch
+    agency_outlet: bool = False  # the outlet or url is a wire agency's own (agency registry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +121,13 @@ class _PackedSketches:
     credits: list[tuple[Credit, ...]]
     parents: list[int]
     segments: list[str]
+    agency: list[bool]
 
     def unpack(self) -> list[Sketch]:
         b = self.bounds.tolist()
         sketches = [
-            Sketch(self.shingles[b[i] : b[i + 1]], self.signatures[i], self.digests[i], self.credits[i])
+            Sketch(self.shingles[b[i] : b[i + 1]], self.signatures[i], self.digests[i], self.credits[i],
+                   agency_outlet=i < len(self.agency) and self.agency[i])
             for i in range(len(self.digests))
         ]
         count = len(sketches) - len(self.parents)
@@ -152,7 +155,8 @@ def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches
                                                                                                  strict=True)]
     credits = [detect_credits(c.with_sources, r[5]) for c, r in zip(cleaned, rows, strict=True)]
     credits += [detect_credits(text) for text in segments]
-    return _PackedSketches(flat, bounds, signatures, digests, credits, parents, segments)
+    agency = [agency_of_outlet(r[3], r[2]) is not None for r in rows]
+    return _PackedSketches(flat, bounds, signatures, digests, credits, parents, segments, agency)
 
 
 def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared]:
@@ -199,11 +203,11 @@ def content_hash(article: Article) -> str:
 
 
 def _content_hash(*parts: str) -> str:
-    h = hashlib.sha256()
+    h = xxhash.xxh3_128()
     for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
-    return h.hexdigest()[:32]
+    return h.hexdigest()
 
 
 class Detector:
@@ -438,7 +442,7 @@ class Detector:
             published=article.published,
             byline=article.byline,
             fetched_at=article.fetched_at,
-            outlet_is_agency=article.outlet_is_agency or agency_of_outlet(article.outlet, article.url) is not None,
+            outlet_is_agency=article.outlet_is_agency or (p.sketch.agency_outlet and p.embedded_in is None),
             credit=credit.label if credit else None,
             credit_where=credit.where if credit else None,
             credit_text=credit.text if credit else None,
