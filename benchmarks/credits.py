@@ -78,7 +78,8 @@ def main() -> int:
     with_spa = [m for m in members.values() if len(m) > 1 and any(a.outlet == "was" for a in m)]
     hits = sum(1 for m in with_spa if any(canonical[a.id] == a.id and a.outlet == "was" for a in m))
     print(f"dev stories with an SPA (outlet was) item: {len(with_spa)}; the SPA item is canonical in {hits} "
-          f"({hits / max(len(with_spa), 1):.4f})")
+          f"({hits / max(len(with_spa), 1):.4f})" + ("; this dev split has no item of outlet was" if not with_spa
+                                                     else ""))
     return 0
 
 

@@ -154,19 +154,18 @@ def test_json_feed_and_summary_only_feeds_with_full_pages(tmp_path: Path, storie
     assert len(page.text.split()) > 0.8 * len(stories["summit"].split())  # the page's text, not the summary
 
 
-def test_feeds_yaml_errors_name_the_line_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("extra", "message"), [
+    ("  - name: b\n    url: ftp://b.test\n", r"feeds.yaml:5: field 'url'"),
+    ("    agency: maybe\n", r"feeds.yaml:4: field 'agency' must be true or false"),
+    ("    colour: red\n", r"feeds.yaml:4: unknown field 'colour'"),
+    ("    timezone: Mars/Olympus\n", r"feeds.yaml:4: field 'timezone'"),
+    ("    interval: -5\n", r"feeds.yaml:4: field 'interval' must be a positive number"),
+    ("  - name: a\n    url: https://c.test/rss\n", r"feeds.yaml:4: feed name 'a' is also used on line 2"),
+])
+def test_feeds_yaml_errors_name_the_line_and_field(tmp_path: Path, extra: str, message: str) -> None:
     path = tmp_path / "feeds.yaml"
-    path.write_text("feeds:\n  - name: a\n    url: https://a.test/rss\n  - name: b\n    url: ftp://b.test\n")
-    with pytest.raises(ConfigError, match=r"feeds.yaml:5: field 'url'"):
-        load_feeds(path)
-    path.write_text("feeds:\n  - name: a\n    url: https://a.test/rss\n    agency: maybe\n")
-    with pytest.raises(ConfigError, match=r"feeds.yaml:4: field 'agency' must be true or false"):
-        load_feeds(path)
-    path.write_text("feeds:\n  - name: a\n    url: https://a.test/rss\n    colour: red\n")
-    with pytest.raises(ConfigError, match=r"feeds.yaml:4: unknown field 'colour'"):
-        load_feeds(path)
-    path.write_text("feeds:\n  - name: a\n    url: https://a.test/rss\n    timezone: Mars/Olympus\n")
-    with pytest.raises(ConfigError, match=r"feeds.yaml:4: field 'timezone'"):
+    path.write_text("feeds:\n  - name: a\n    url: https://a.test/rss\n" + extra, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
         load_feeds(path)
 
 
