@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Items table, one row per article (.jsonl, .csv or .parquet): id, cluster, canonical_id, "
                    "is_canonical, action, best_match_id, similarity, containment, outlet, credit, credit_where, "
@@ -50,18 +52,21 @@ def main() -> None:
               help="Input column with the publication time (ISO 8601).")
 @click.option("--byline-col", default="byline", show_default=True, help="Input column with the byline.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | None, skip_bad: bool,
+def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Path | None, skip_bad: bool,
          workers: int, batch_size: int, id_col: str, text_col: str, title_col: str, url_col: str,
          outlet_col: str, published_col: str, byline_col: str, quiet: bool) -> None:
     """Cluster the articles of a dump into stories.
 
-    INPUT is JSONL/NDJSON (plain or .gz), CSV or Parquet, told apart by extension. Rows have an
-    id and a text, and optionally title, url, outlet, published, byline, fetched_at,
-    outlet_is_agency (rename columns with the --*-col options). They are processed in
-    publication-time order (then id), so the result does not depend on the order of the rows.
+    INPUT is one or more files or glob patterns ('dumps/*.jsonl.zst'): JSONL/NDJSON (plain,
+    .gz or .zst), CSV or Parquet, told apart by extension. Rows have an id and a text, and
+    optionally title, url, outlet, published, byline, fetched_at, outlet_is_agency (rename
+    columns with the --*-col options). They are processed in publication-time order (then id),
+    so the result does not depend on the order of the rows or of the files. A progress line is
+    shown on stderr when it is a terminal; the outputs are written under a temporary name and
+    renamed when complete, so an interrupted run (Ctrl-C) leaves no partial file.
     """
     # Imported here, not at the top: spawned workers import this module again, and need no polars.
-    from dedup.dump import Columns, ReadReport, read_articles, story_row, write_table
+    from dedup.dump import Columns, ReadReport, expand_inputs, read_many, story_row, write_table
 
     started = time.perf_counter()
     report = ReadReport()
@@ -70,10 +75,11 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
     try:
         columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                           published=published_col, byline=byline_col)
-        articles = read_articles(input_path, report, skip_bad=skip_bad, columns=columns, ordered=True)
+        articles = list(read_many(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns))
         detector = Detector.open(state) if state else Detector.in_memory()
-        with detector:
-            decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool)
+        with detector, _progress(len(articles), quiet) as progress:
+            decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool,
+                                          progress=progress)
             rows = _item_rows(detector, [d.article_id for d in decisions])
             write_table(rows, output)
             if clusters:
@@ -97,6 +103,17 @@ def scan(input_path: Path, output: Path, clusters: Path | None, state: Path | No
             f"largest {max(sizes.values(), default=0)}; skipped {len(report.skipped)}, "
             f"repeated ids dropped {report.repeated}; {time.perf_counter() - started:.1f}s"
         )
+
+
+@contextlib.contextmanager
+def _progress(total: int, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when it is a terminal (and not --quiet)."""
+    if quiet or not sys.stderr.isatty() or total < 1000:
+        yield None
+        return
+    with click.progressbar(length=total, label="articles", file=sys.stderr, show_pos=True,
+                           show_percent=True, show_eta=True) as bar:
+        yield bar.update
 
 
 def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:

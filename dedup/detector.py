@@ -281,7 +281,7 @@ class Detector:
         return self.add_many([article])[0]
 
     def add_many(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000,
-                 pool: Executor | None = None) -> list[Decision]:
+                 pool: Executor | None = None, progress: Callable[[int], None] | None = None) -> list[Decision]:
         """Add articles in the given order (one transaction for the batch).
 
         ``articles`` may be a lazy iterable: with workers it is read a chunk at a time, as the
@@ -290,7 +290,8 @@ class Detector:
         done; the decisions are the same whatever the number of workers or the chunk size.
         Worker processes are spawned, so a script that uses them needs the usual
         ``if __name__ == "__main__":`` guard. ``pool`` lends an executor started earlier (see
-        :func:`worker_pool`), so that its start-up overlaps other work.
+        :func:`worker_pool`), so that its start-up overlaps other work. ``progress`` is called
+        with the number of articles added after each chunk.
         """
         config = self.config.sketch
         if chunk_size < 1:
@@ -299,7 +300,10 @@ class Detector:
         # A small first chunk gets this process adding while the workers do the rest.
         head = list(itertools.islice(stream, min(chunk_size, 250)))
         if (workers <= 1 and pool is None) or len(head) < min(chunk_size, 250):
-            return self.add_prepared(prepare_many([*head, *stream], config))
+            decided = self.add_prepared(prepare_many([*head, *stream], config))
+            if progress is not None:
+                progress(len(decided))
+            return decided
         self._check_open()
         ahead = max(workers, 1) + 1  # chunks in flight: enough to keep every worker busy
 
@@ -312,6 +316,8 @@ class Detector:
                 self._refuse_changed_ids(chunk)
                 sketches = future.result().unpack()
                 decisions.extend(self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)]))
+                if progress is not None:
+                    progress(len(chunk))
 
             for chunk in itertools.chain([head], _batched(stream, chunk_size)):
                 pending.append((chunk, executor.submit(_sketch_fields, [_fields(a) for a in chunk], config)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import json
@@ -10,7 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import polars as pl
 
@@ -54,7 +55,68 @@ class Columns:
 
 _FIELDS = ("id", "text", "title", "url", "outlet", "published", "byline", "fetched_at", "outlet_is_agency")
 _DEFAULT_COLUMNS = Columns()
-FORMATS = ".jsonl, .ndjson, .jsonl.gz, .ndjson.gz, .csv, .parquet"
+FORMATS = ".jsonl, .ndjson (plain, .gz or .zst), .csv, .parquet"
+_JSONL = tuple(f"{base}{comp}" for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".zst"))
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    """A file opened for reading bytes, decompressing .gz and .zst."""
+    lower = path.lower()
+    if lower.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if lower.endswith(".zst"):
+        import zstandard
+
+        stream: IO[bytes] = zstandard.open(path, "rb")
+        return stream
+    return open(path, "rb")
+
+
+def _corrupt_errors() -> tuple[type[BaseException], ...]:
+    import zstandard
+
+    return (OSError, EOFError, zlib.error, zstandard.ZstdError)
+
+
+_CORRUPT = _corrupt_errors()
+
+
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Input paths, with glob patterns expanded (sorted); a pattern that matches nothing is an error."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            found = sorted(glob.glob(pattern, recursive=True))
+            if not found:
+                raise InputError(pattern, None, "the pattern matches no file", "Check the pattern and the folder")
+            paths += [Path(p) for p in found]
+        else:
+            paths.append(Path(pattern))
+    return paths
+
+
+def read_many(paths: list[Path], report: ReadReport, skip_bad: bool = False,
+              columns: Columns | None = None) -> Iterator[Article]:
+    """The articles of several dumps, in :func:`time_order_key` order; an id repeated across
+    files follows the same rule as within one (same content dropped and counted, other refused)."""
+    columns = columns or _DEFAULT_COLUMNS
+    if len(paths) == 1:
+        return read_articles(paths[0], report, skip_bad, columns, ordered=True)
+    merged: dict[str, tuple[Article, str]] = {}
+    for path in paths:
+        for article in read_articles(path, report, skip_bad, columns):
+            first = merged.get(article.id)
+            if first is None:
+                merged[article.id] = (article, str(path))
+            elif first[0] == article:
+                report.repeated += 1
+            else:
+                error = InputError(str(path), None, f"id {article.id!r} is also in {first[1]} with other content",
+                                   "Ids must be unique across the files: pass --skip-bad to keep the first")
+                if not skip_bad:
+                    raise error
+                report.skipped.append(str(error))
+    return iter(sorted((a for a, _ in merged.values()), key=time_order_key))
 
 
 def read_articles(path: str | Path, report: ReadReport, skip_bad: bool = False,
@@ -68,7 +130,7 @@ def read_articles(path: str | Path, report: ReadReport, skip_bad: bool = False,
     """
     name = str(path).lower()
     source = str(path)
-    if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")):
+    if name.endswith(_JSONL):
         fast = _jsonl_rows_polars(source, columns, ordered)
         if fast is not None:
             return _unique(fast, source, report, skip_bad, "line")
@@ -122,8 +184,7 @@ def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool,
 
 
 def _jsonl_rows(path: str, columns: Columns) -> Iterator[_Row]:
-    opener = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
+    with _open_binary(path) as fh:
         number = 0
         try:
             for number, raw in enumerate(fh, 1):
@@ -131,7 +192,7 @@ def _jsonl_rows(path: str, columns: Columns) -> Iterator[_Row]:
                     yield number, _parse_line(raw, path, number, columns)
                 except InputError as exc:
                     yield number, exc
-        except (OSError, EOFError, zlib.error) as exc:
+        except _CORRUPT as exc:
             raise InputError(path, number + 1, f"the compressed file is corrupt ({exc})",
                              "Check the download, or decompress what can be read and pass that file") from None
 
@@ -143,11 +204,11 @@ def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_
     and the file is read line by line, which names the line at fault.
     """
     try:
-        with (gzip.open if path.lower().endswith(".gz") else open)(path, "rb") as fh:
+        with _open_binary(path) as fh:
             data = fh.read()
     except FileNotFoundError:
         raise
-    except (OSError, EOFError, zlib.error):
+    except _CORRUPT:
         return None
     if not data or data[:1].isspace() or b"\n\n" in data or b"\n\r\n" in data or b"\n " in data:
         return None

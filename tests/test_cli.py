@@ -174,8 +174,12 @@ def test_one_and_two_workers_write_identical_results(tmp_path: Path, stories: di
     assert len(clusters(one)) < len(rows)
 
 
-def test_jsonl_gzip_csv_and_parquet_dumps_give_identical_results(tmp_path: Path, stories: dict[str, str]) -> None:
+def test_jsonl_gzip_zstd_csv_and_parquet_dumps_and_split_files_give_identical_results(
+    tmp_path: Path, stories: dict[str, str]
+) -> None:
     import gzip
+
+    import zstandard
 
     rows = [{**r, "outlet_is_agency": r.get("outlet") == "spa"} for r in corpus(stories)]
     frame = pl.DataFrame(rows)
@@ -188,13 +192,52 @@ def test_jsonl_gzip_csv_and_parquet_dumps_give_identical_results(tmp_path: Path,
     frame.write_csv(dumps["csv"])
     frame.write_parquet(dumps["parquet"])
     dumps["gz"].write_bytes(gzip.compress(dumps["jsonl"].read_bytes()))
+    (tmp_path / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(dumps["jsonl"].read_bytes()))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for n in range(3):  # the same rows split over three files, read by a glob
+        write_jsonl(parts / f"p{n}.jsonl", rows[n::3])
+    inputs = {kind: [str(path)] for kind, path in dumps.items()}
+    inputs["zst"] = [str(tmp_path / "d.jsonl.zst")]
+    inputs["glob"] = [str(parts / "*.jsonl")]
     results = {}
-    for kind, path in dumps.items():
+    for kind, paths in inputs.items():
         out = tmp_path / f"{kind}.out.jsonl"
-        result = CliRunner().invoke(main, ["scan", str(path), "-o", str(out), "-q"])
+        result = CliRunner().invoke(main, ["scan", *paths, "-o", str(out), "-q"])
         assert result.exit_code == 0, result.output
         results[kind] = out.read_text(encoding="utf-8")
-    assert results["csv"] == results["jsonl"] == results["parquet"] == results["gz"]
+    assert len(set(results.values())) == 1, {k: len(v) for k, v in results.items()}
+
+
+def test_a_glob_matching_nothing_and_an_id_in_two_files_are_clear_errors(tmp_path: Path,
+                                                                         stories: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["scan", str(tmp_path / "none*.jsonl"), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and "matches no file" in result.output
+    one = write_jsonl(tmp_path / "one.jsonl", [{"id": "a", "text": stories["tech"]}])
+    two = write_jsonl(tmp_path / "two.jsonl", [{"id": "a", "text": stories["health"]}])
+    result = CliRunner().invoke(main, ["scan", str(one), str(two), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and "also in" in result.output and str(one) in result.output
+
+
+def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: dict[str, str]) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = [{"id": f"{k}-{n}", "text": f"{t} رقم {n}", "published": f"2015-07-2{n % 9 + 1} 08:00:00"}
+            for n in range(4000) for k, t in stories.items()]
+    src = write_jsonl(tmp_path / "big.jsonl", rows)
+    out = tmp_path / "out" / "items.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "dedup.cli", "scan", str(src), "-o", str(out), "-j", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out_text, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and "items," not in out_text
+    assert proc.returncode != 0, "the scan finished before it was interrupted: make the input larger"
+    assert not out.exists()
+    assert not list(out.parent.glob("*")) if out.parent.exists() else True
 
 
 def test_renamed_columns_are_mapped_by_options(tmp_path: Path, stories: dict[str, str]) -> None:
