@@ -239,7 +239,7 @@ class Detector:
         self._facts: list[CanonicalFacts] = []
         self._days: list[float] = []
         self._seq: dict[str, int] = {}
-        self._index = BandIndex(mc.bands, mc.rows)
+        self._index = BandIndex(mc.bands, mc.rows, mc.bucket_limit)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
         self._graph = StoryGraph()
         self._canonical: dict[int, tuple[str, str]] = {}

@@ -32,6 +32,7 @@ class MatchConfig:
     with no known time are compared with all). A shingle is *specific* until it has been seen in
     more than ``template_docs`` articles: wording that many articles share (boilerplate, the fixed
     text of weather reports, market closes or congratulation cables) is not evidence of a copy.
+    Each band proposes at most the ``bucket_limit`` most recent articles sharing its key.
     """
 
     bands: int = 64
@@ -40,6 +41,7 @@ class MatchConfig:
     min_shared: int = 3
     template_docs: int = 12
     window_days: int = 3
+    bucket_limit: int = 64
     shared_text_slots_log2: int = 24
 
     def __post_init__(self) -> None:
@@ -49,6 +51,8 @@ class MatchConfig:
             raise ValueError(f"min_shared must be >= 1, got {self.min_shared}")
         if not 1 <= self.template_docs < 255:
             raise ValueError(f"template_docs must be between 1 and 254, got {self.template_docs}")
+        if self.bucket_limit < 1:
+            raise ValueError(f"bucket_limit must be >= 1, got {self.bucket_limit}")
         if self.window_days < 0:
             raise ValueError(f"window_days must be >= 0, got {self.window_days}")
         if not 16 <= self.shared_text_slots_log2 <= 30:
@@ -122,6 +126,11 @@ class BandIndex:
 
     Articles are numbered by the caller with increasing integers (their arrival order).
 
+    With ``bucket_limit`` a band proposes only the most recent ``bucket_limit`` earlier articles
+    sharing its key: a story carried thousands of times (or text that thousands of articles
+    repeat) would otherwise make every new copy a candidate of every old one, a quadratic cost.
+    A new copy still meets the story through its recent members.
+
     >>> import numpy as np
     >>> index = BandIndex(bands=2, rows=2)
     >>> sigs = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [7, 7, 3, 4], [5, 5, 5, 5]], dtype=np.uint32)
@@ -129,11 +138,14 @@ class BandIndex:
     [[], [0], [0], []]
     """
 
-    def __init__(self, bands: int, rows: int) -> None:
+    def __init__(self, bands: int, rows: int, bucket_limit: int | None = None) -> None:
         if bands < 1 or rows < 1:
             raise ValueError(f"bands and rows must be >= 1, got {bands} and {rows}")
+        if bucket_limit is not None and bucket_limit < 1:
+            raise ValueError(f"bucket_limit must be >= 1 or None, got {bucket_limit}")
         self.bands = bands
         self.rows = rows
+        self.bucket_limit = bucket_limit
         self._runs: list[tuple[_KeyArray, _Int64Array]] = []
         salt = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         self._salt = _fmix64(salt)
@@ -172,11 +184,12 @@ class BandIndex:
             return []
         flat = self.keys(signatures).ravel()
         owner_of = np.repeat(np.arange(n, dtype=np.int64), self.bands)
-        later: list[_Int64Array] = []
+        limit = self.bucket_limit
+        queries: list[_Int64Array] = []  # flat (article, band) index of each match
         earlier: list[_Int64Array] = []
         for keys, seqs in self._runs:
-            owner, found = self._lookup(flat, keys, seqs)
-            later.append(owner_of[owner])
+            owner, found = self._lookup(flat, keys, seqs, limit)
+            queries.append(owner)
             earlier.append(found)
         # Inside the batch: among equal keys (stable order = arrival order), every earlier one.
         order = np.argsort(flat, kind="stable")
@@ -185,14 +198,23 @@ class BandIndex:
         new_group[1:] = ordered[1:] != ordered[:-1]
         group_start = np.maximum.accumulate(np.where(new_group, np.arange(ordered.size), 0))
         position = np.arange(ordered.size, dtype=np.int64)
-        owner, before = _ranges(group_start.astype(np.int64), position - group_start)
-        later.append(owner_of[order[owner]])
+        first = group_start if limit is None else np.maximum(group_start, position - limit)
+        owner, before = _ranges(first.astype(np.int64), position - first)
+        queries.append(order[owner])
         earlier.append(nums[owner_of[order[before]]])
         self._push(ordered, nums[owner_of[order]])
-        pairs_later = np.concatenate(later)
-        pairs_earlier = np.concatenate(earlier)
-        keep = nums[pairs_later] != pairs_earlier
-        pairs = np.unique(np.stack([pairs_later[keep], pairs_earlier[keep]], axis=1), axis=0)
+        query = np.concatenate(queries)
+        found = np.concatenate(earlier)
+        if limit is not None and query.size:
+            # The `limit` most recent per (article, band), whichever run they came from.
+            by = np.lexsort((-found, query))
+            query, found = query[by], found[by]
+            starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+            rank = np.arange(query.size) - np.repeat(starts, np.diff(np.r_[starts, query.size]))
+            query, found = query[rank < limit], found[rank < limit]
+        pairs_later = owner_of[query]
+        keep = nums[pairs_later] != found
+        pairs = np.unique(np.stack([pairs_later[keep], found[keep]], axis=1), axis=0)
         bounds = np.searchsorted(pairs[:, 0], np.arange(n + 1))
         return [pairs[bounds[i] : bounds[i + 1], 1] for i in range(n)]
 
@@ -206,12 +228,15 @@ class BandIndex:
         self._push(flat[order], np.repeat(nums, self.bands)[order])
 
     @staticmethod
-    def _lookup(flat: _KeyArray, keys: _KeyArray, seqs: _Int64Array) -> tuple[_Int64Array, _Int64Array]:
+    def _lookup(flat: _KeyArray, keys: _KeyArray, seqs: _Int64Array,
+                limit: int | None = None) -> tuple[_Int64Array, _Int64Array]:
         # Searching sorted needles walks the run once (numpy narrows each search by the last).
         order = np.argsort(flat)
         needles = flat[order]
         lo = np.searchsorted(keys, needles, side="left")
         hi = np.searchsorted(keys, needles, side="right")
+        if limit is not None:  # equal keys are in arrival order: the most recent are last
+            lo = np.maximum(lo, hi - limit)
         owner, at = _ranges(lo.astype(np.int64), (hi - lo).astype(np.int64))
         return order[owner], seqs[at]
 

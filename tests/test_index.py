@@ -29,32 +29,36 @@ def test_same_candidates_as_minhashlsh_one_batch(stories: dict[str, str]) -> Non
     assert any(expected), "the fixture must contain copies, or this test proves nothing"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.lists(st.integers(0, 3), min_size=8, max_size=8), min_size=1, max_size=30),
     st.integers(1, 30),
     st.sampled_from([(4, 2), (8, 1), (2, 4)]),
+    st.sampled_from([None, 1, 2, 5]),
 )
 def test_batches_of_any_size_equal_one_at_a_time(
-    rows: list[list[int]], batch: int, banding: tuple[int, int]
+    rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None
 ) -> None:
     # Tiny value ranges force many equal bands, so buckets of every size occur.
     sigs = np.array(rows, dtype=np.uint32)
     bands, per_band = banding
-    one_by_one = BandIndex(bands, per_band)
+    one_by_one = BandIndex(bands, per_band, limit)
     expected = [one_by_one.add_batch([i], sigs[i : i + 1])[0].tolist() for i in range(len(sigs))]
-    batched = BandIndex(bands, per_band)
+    batched = BandIndex(bands, per_band, limit)
     got: list[list[int]] = []
     for start in range(0, len(sigs), batch):
         got += [c.tolist() for c in batched.add_batch(np.arange(start, min(start + batch, len(sigs))),
                                                         sigs[start : start + batch])]
     assert got == expected
-    # The rule itself: candidates are the earlier rows that agree on every value of some band.
+    # The rule itself: candidates are the earlier rows that agree on every value of some band
+    # (with a limit, only the `limit` most recent such rows of each band).
     for i, found in enumerate(expected):
-        truth = [j for j in range(i) if any(
-            (sigs[i, b * per_band : (b + 1) * per_band] == sigs[j, b * per_band : (b + 1) * per_band]).all()
-            for b in range(bands))]
-        assert found == truth
+        truth: set[int] = set()
+        for b in range(bands):
+            part = slice(b * per_band, (b + 1) * per_band)
+            same = [j for j in range(i) if (sigs[i, part] == sigs[j, part]).all()]
+            truth.update(same if limit is None else same[-limit:])
+        assert found == sorted(truth)
 
 
 def test_query_does_not_add(stories: dict[str, str]) -> None:
