@@ -300,10 +300,20 @@ class Detector:
         # A small first chunk gets this process adding while the workers do the rest.
         head = list(itertools.islice(stream, min(chunk_size, 250)))
         if (workers <= 1 and pool is None) or len(head) < min(chunk_size, 250):
-            decided = self.add_prepared(prepare_many([*head, *stream], config))
-            if progress is not None:
-                progress(len(decided))
-            return decided
+            self._check_open()
+            rest = [*head, *stream]
+            self._refuse_changed_ids(rest)
+
+            def in_chunks() -> list[Decision]:
+                decided: list[Decision] = []
+                for start in range(0, len(rest), chunk_size):
+                    chunk = rest[start : start + chunk_size]
+                    decided += self._add_batch(prepare_many(chunk, config))
+                    if progress is not None:
+                        progress(len(chunk))
+                return decided
+
+            return self._in_transaction(in_chunks)
         self._check_open()
         ahead = max(workers, 1) + 1  # chunks in flight: enough to keep every worker busy
 

@@ -41,7 +41,7 @@ class MatchConfig:
     min_shared: int = 3
     template_docs: int = 12
     window_days: int = 3
-    bucket_limit: int = 64
+    bucket_limit: int = 16
     shared_text_slots_log2: int = 24
 
     def __post_init__(self) -> None:
@@ -206,17 +206,24 @@ class BandIndex:
         query = np.concatenate(queries)
         found = np.concatenate(earlier)
         if limit is not None and query.size:
-            # The `limit` most recent per (article, band), whichever run they came from.
-            by = np.lexsort((-found, query))
-            query, found = query[by], found[by]
+            # The `limit` most recent per (article, band), whichever run they came from: one
+            # int64 key sorts by query, then by number descending (lexsort is far slower).
+            top = np.int64(int(max(nums.max(), found.max())) + 1)
+            key = np.sort(query * top + (top - 1 - found))
+            query, found = key // top, top - 1 - key % top
             starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
             rank = np.arange(query.size) - np.repeat(starts, np.diff(np.r_[starts, query.size]))
             query, found = query[rank < limit], found[rank < limit]
         pairs_later = owner_of[query]
         keep = nums[pairs_later] != found
-        pairs = np.unique(np.stack([pairs_later[keep], found[keep]], axis=1), axis=0)
-        bounds = np.searchsorted(pairs[:, 0], np.arange(n + 1))
-        return [pairs[bounds[i] : bounds[i + 1], 1] for i in range(n)]
+        # One int64 key a pair (batch position, earlier number): a flat sort, not a row-wise unique.
+        span = np.int64(int(max(nums.max(), found.max(initial=0))) + 1)
+        keys = np.sort(pairs_later[keep] * span + found[keep])
+        if keys.size:
+            keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+        later, earliest = keys // span, keys % span
+        bounds = np.searchsorted(later, np.arange(n + 1))
+        return [earliest[bounds[i] : bounds[i + 1]] for i in range(n)]
 
     def add(self, numbers: npt.ArrayLike, signatures: npt.NDArray[np.uint32]) -> None:
         """Add without looking anything up (e.g. when replaying stored state)."""
