@@ -76,7 +76,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
         columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                           published=published_col, byline=byline_col)
         articles = list(read_many(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns))
-        detector = Detector.open(state) if state else Detector.in_memory()
+        detector = Detector.open(state) if state else Detector.in_memory(keep_texts=False)
         with detector, _progress(len(articles), quiet) as progress:
             decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool,
                                           progress=progress)

@@ -221,12 +221,15 @@ class Detector:
     ('new', 'copy', 'a')
     """
 
-    def __init__(self, config: DetectorConfig | None = None, store: SQLiteStore | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, store: SQLiteStore | None = None, *,
+                 keep_texts: bool | None = None) -> None:
         self.config = config or DetectorConfig()
         sk, mc = self.config.sketch, self.config.match
         self._signer = _signer(sk)
         check_banding(sk.num_perm, mc.bands, mc.rows)
         self._store = store
+        # Texts are the bulk of an article; with a store they are read back from it when asked.
+        self._keep_texts = store is None if keep_texts is None else keep_texts
         self._closed = False
         self._reset()
         if store is not None:
@@ -249,7 +252,7 @@ class Detector:
         signatures: list[Signature] = []
         links = store.load_links()
         pending = next(links, None)
-        for row in store.load():
+        for row in store.load(with_text=self._keep_texts):
             self._count(row.shingles, row.embedded_in)
             self._remember(row)
             earlier: dict[int, float] = {}
@@ -270,9 +273,13 @@ class Detector:
         return cls(config, SQLiteStore(state_dir, config.sketch.fingerprint))
 
     @classmethod
-    def in_memory(cls, config: DetectorConfig | None = None) -> Detector:
-        """A detector whose state lives only as long as the object."""
-        return cls(config, None)
+    def in_memory(cls, config: DetectorConfig | None = None, *, keep_texts: bool = True) -> Detector:
+        """A detector whose state lives only as long as the object.
+
+        ``keep_texts=False`` keeps no article texts (``record(id).text`` is then empty): for
+        callers that only want the clusters of a large dump.
+        """
+        return cls(config, None, keep_texts=keep_texts)
 
     # -- adding -------------------------------------------------------------------------------
 
@@ -486,7 +493,12 @@ class Detector:
             self._shared.add(shingles)
 
     def _remember(self, row: StoredArticle) -> None:
-        """Keep a stored article in memory (its story is the graph's business)."""
+        """Keep a stored article in memory (its story is the graph's business).
+
+        The signature is already in the band index, and the text stays in the store (or is kept
+        only when asked): neither is held here.
+        """
+        row = dataclasses.replace(row, signature=_NO_SIGNATURE, text=row.text if self._keep_texts else "")
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
@@ -556,11 +568,12 @@ class Detector:
         return seq
 
     def record(self, article_id: str) -> StoredArticle:
-        """What was stored for an article: its fields, credit, current story and decision figures."""
+        """What was stored for an article: its fields, text, credit, current story and decision figures."""
         seq = self._seq_of(article_id)
         row = self._rows[seq]
         story_id = self._rows[self._graph.story(seq)].id
-        return row if row.story_id == story_id else dataclasses.replace(row, story_id=story_id)
+        text = row.text if self._keep_texts or self._store is None else self._store.text(seq)
+        return dataclasses.replace(row, story_id=story_id, text=text)
 
     def story_of(self, article_id: str) -> Story:
         """The story an article belongs to now."""
@@ -685,6 +698,9 @@ class Detector:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_NO_SIGNATURE: Signature = np.empty(0, dtype=np.uint32)
 
 
 def _batched(items: Iterator[Article], size: int) -> Iterator[list[Article]]:

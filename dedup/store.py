@@ -158,8 +158,13 @@ class SQLiteStore:
         """(later, earlier, similarity) for every link, ordered by the later article."""
         yield from self._db.execute("SELECT later, earlier, similarity FROM links ORDER BY later, earlier")
 
-    def load(self) -> Iterator[StoredArticle]:
-        for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY seq"):
+    def text(self, seq: int) -> str:
+        row = self._db.execute("SELECT text FROM articles WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def load(self, with_text: bool = True) -> Iterator[StoredArticle]:
+        columns = _COLUMNS if with_text else _COLUMNS.replace(", text", ", ''")
+        for r in self._db.execute(f"SELECT {columns} FROM articles ORDER BY seq"):
             yield StoredArticle(
                 seq=r[0], id=r[1], content_hash=r[2], story_id=r[3], action=r[4], best_match_id=r[5],
                 similarity=r[6], containment=r[7], title=r[8], url=r[9], outlet=r[10], published=r[11],
