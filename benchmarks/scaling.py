@@ -1,0 +1,134 @@
+"""Scaling: generated corpora of real dev texts with realistic copies, at several sizes, with the
+plain datasketch peer beside us in the same run.
+
+    python benchmarks/scaling.py [--sizes 10000,100000] [--peer] [--keep]
+
+For each size the generator takes dev articles as originals (their gold clusters kept) and adds
+copies made the way outlets make them: a new headline line, page boilerplate, a cut to the first
+half or two thirds, house spellings, a dateline credit, another article appended after
+"إقرأ أيضاً:", and a publication time up to two days later. It writes the corpus and its gold
+clusters to out/scaling/, then reports for `dedup scan` (and, with --peer, the plain datasketch
+runner of ../shared/peers) the wall time, docs/s, peak RSS and the scorer's pairwise and B-cubed
+figures against the generated gold. Corpora are regenerated from a fixed seed: nothing generated
+is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_SPELLINGS = {"الأمريكي": "الأميركي", "أ": "ا", "إ": "ا", "ى ": "ي ", "ة ": "ه "}
+_HEADLINES = ["عاجل | تطورات جديدة", "بالفيديو: تفاصيل الخبر", "مصادر: ما لم يعلن بعد", "شاهد: ردود فعل واسعة"]
+_CREDITS = ["الرياض - واس:", "(أ ف ب) -", "موسكو- وكالات –", "واشنطن (رويترز) -", "جدة - واس"]
+
+
+def copy_of(text: str, other: str, rnd: random.Random) -> str:
+    """One outlet's copy of ``text``: two or three of the usual edits."""
+    for edit in rnd.sample(["headline", "boilerplate", "cut", "spelling", "credit", "appended"], rnd.randint(2, 3)):
+        if edit == "headline":
+            text = f"{rnd.choice(_HEADLINES)}\n{text}"
+        elif edit == "boilerplate":
+            text = f"الرئيسية\nأخبار\nمحليات\n{text}\nشارك الخبر\nجميع الحقوق محفوظة © 2015"
+        elif edit == "cut":
+            words = text.split()
+            text = " ".join(words[: max(20, int(len(words) * rnd.choice([0.5, 0.67])))])
+        elif edit == "spelling":
+            for src, dst in _SPELLINGS.items():
+                text = text.replace(src, dst)
+        elif edit == "credit":
+            text = f"{rnd.choice(_CREDITS)} {text}"
+        elif edit == "appended" and other.split():
+            text = f"{text}\nإقرأ أيضاً:\n{other}"
+    return text
+
+
+def generate(items: list[dict[str, str]], gold: dict[str, str], size: int, seed: int, out: Path) -> tuple[Path, Path]:
+    rnd = random.Random(seed)
+    corpus = out / f"corpus_{size}.jsonl"
+    truth = out / f"gold_{size}.jsonl"
+    with open(corpus, "w", encoding="utf-8") as fc, open(truth, "w", encoding="utf-8") as fg:
+        written = 0
+        round_ = 0
+        while written < size:
+            for item in items:
+                if written >= size:
+                    break
+                if not (item.get("text") or "").split():
+                    continue
+                base = dict(item, id=f"r{round_}-{item['id']}")
+                cluster = f"r{round_}-{gold[item['id']]}"
+                when = dt.datetime.fromisoformat(item["published"]) if item.get("published") else None
+                if round_:  # later rounds are the same texts a month on: other stories, same wording
+                    when = when + dt.timedelta(days=30 * round_) if when else None
+                    base["published"] = when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
+                rows = [base]
+                for k in range(min(rnd.choice([0, 0, 1, 1, 2, 3]), size - written - 1)):
+                    other = rnd.choice(items).get("text") or ""
+                    later = when + dt.timedelta(minutes=rnd.randint(5, 2880)) if when else None
+                    rows.append(dict(base, id=f"{base['id']}-c{k}", text=copy_of(base["text"], other, rnd),
+                                     outlet=f"copier{rnd.randint(0, 60)}",
+                                     published=later.strftime("%Y-%m-%d %H:%M:%S") if later else ""))
+                for row in rows:
+                    fc.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fg.write(json.dumps({"id": row["id"], "cluster": cluster}) + "\n")
+                written += len(rows)
+            round_ += 1
+    return corpus, truth
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    code = ("import resource, subprocess, sys, time\nt = time.perf_counter()\n"
+            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code, *command], check=True, capture_output=True, text=True).stdout
+    wall, rss = out.split()
+    return float(wall), int(rss) / 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--peer", action="store_true", help="also run ../shared/peers/run_datasketch.py")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "scaling")
+    args = ap.parse_args()
+    dev = args.eval_dir / "dev"
+    if not (dev / "items.jsonl").exists():
+        print(f"skipped: {dev / 'items.jsonl'} is absent (the labelled set sits beside the repo as ../shared)")
+        return 0
+    with open(dev / "items.jsonl", encoding="utf-8") as fh:
+        items = [json.loads(line) for line in fh if line.strip()]
+    with open(dev / "gold.jsonl", encoding="utf-8") as fh:
+        gold = {r["id"]: r["cluster"] for r in map(json.loads, fh)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    tools = {"dedup scan": lambda src, dst: [sys.executable, "-m", "dedup.cli", "scan", str(src), "-o", str(dst), "-q"]}
+    peer = args.eval_dir.parent / "peers" / "run_datasketch.py"
+    if args.peer and peer.exists():
+        tools["datasketch peer"] = lambda src, dst: [sys.executable, str(peer), str(src), str(dst)]
+    print(f"{'size':>8} {'tool':16} {'wall s':>8} {'docs/s':>8} {'peak MiB':>9} {'pair P':>7} {'pair R':>7} "
+          f"{'pair F1':>7} {'B3 F1':>7}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        corpus, truth = generate(items, gold, size, args.seed, args.out)
+        for name, command in tools.items():
+            pred = args.out / f"pred_{size}_{name.split()[0]}.jsonl"
+            wall, rss = measure(command(corpus, pred))
+            score = json.loads(subprocess.run([sys.executable, str(args.eval_dir / "score.py"), str(truth), str(pred),
+                                               "--json"], check=True, capture_output=True, text=True).stdout)
+            print(f"{size:>8} {name:16} {wall:8.1f} {size / wall:8.0f} {rss:9.0f} {score['pairwise_precision']:7.3f} "
+                  f"{score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} {score['bcubed_f1']:7.3f}", flush=True)
+    print(f"({time.strftime('%Y-%m-%d %H:%M')}, {resource.getpagesize()} B pages; generated files in {args.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
