@@ -244,6 +244,8 @@ class Detector:
         self._seq: dict[str, int] = {}
         self._index = BandIndex(mc.bands, mc.rows, mc.bucket_limit)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
+        self._counted_from = 0  # articles before this number no longer count as shared text
+        self._newest_day = -math.inf
         self._graph = StoryGraph()
         self._canonical: dict[int, tuple[str, str]] = {}
 
@@ -253,7 +255,7 @@ class Detector:
         links = store.load_links()
         pending = next(links, None)
         for row in store.load(with_text=self._keep_texts):
-            self._count(row.shingles, row.embedded_in)
+            self._count(row.shingles, row.embedded_in, _day_of(row.published, row.fetched_at))
             self._remember(row)
             earlier: dict[int, float] = {}
             while pending is not None and pending[0] == row.seq:
@@ -433,7 +435,7 @@ class Detector:
             return self._decision_of(known, "unchanged")
         seq = len(self._rows)
         # Count this article's shingles first: text it shares with many others is common now.
-        self._count(p.shingles, p.embedded_in)
+        self._count(p.shingles, p.embedded_in, _day(article))
         # An article appended to a page is often older than the page: its time is not its own.
         # An article appended to a page is often older than the page: it is compared with all.
         links = self._verify(p.shingles, candidates, math.nan if p.embedded_in else _day(article))
@@ -484,13 +486,29 @@ class Detector:
                 self._store.move(moved)
         return self._decision_of(seq, kind)
 
-    def _count(self, shingles: HashArray, embedded_in: str | None) -> None:
-        """Count an article's shingles as text shared by articles (before matching it).
+    def _count(self, shingles: HashArray, embedded_in: str | None, day: float) -> None:
+        """Count an article's shingles as text shared by articles (before matching it), and stop
+        counting the articles older than the template window (in arrival order, as far as they
+        are older than the newest day seen).
 
         An article appended to a page repeats one published before: it is not counted again.
+        Undated articles stay counted.
         """
         if embedded_in is None:
             self._shared.add(shingles)
+        if math.isnan(day):
+            return
+        self._newest_day = max(self._newest_day, day)
+        horizon = self._newest_day - self.config.match.template_window_days
+        rows, days = self._rows, self._days
+        while self._counted_from < len(rows):
+            old = days[self._counted_from]
+            if not math.isnan(old) and old >= horizon:
+                break
+            row = rows[self._counted_from]
+            if not math.isnan(old) and row.embedded_in is None:
+                self._shared.remove(row.shingles)
+            self._counted_from += 1
 
     def _remember(self, row: StoredArticle) -> None:
         """Keep a stored article in memory (its story is the graph's business).

@@ -32,7 +32,9 @@ class MatchConfig:
     with no known time are compared with all). A shingle is *specific* until it has been seen in
     more than ``template_docs`` articles: wording that many articles share (boilerplate, the fixed
     text of weather reports, market closes or congratulation cables) is not evidence of a copy.
-    Each band proposes at most the ``bucket_limit`` most recent articles sharing its key.
+    Only the articles of the last ``template_window_days`` days count (a state that runs for
+    years would otherwise find every phrase common). Each band proposes at most the
+    ``bucket_limit`` most recent articles sharing its key.
     """
 
     bands: int = 64
@@ -40,6 +42,7 @@ class MatchConfig:
     threshold: float = 0.46
     min_shared: int = 3
     template_docs: int = 12
+    template_window_days: int = 14
     window_days: int = 3
     bucket_limit: int = 16
     shared_text_slots_log2: int = 24
@@ -53,6 +56,8 @@ class MatchConfig:
             raise ValueError(f"template_docs must be between 1 and 254, got {self.template_docs}")
         if self.bucket_limit < 1:
             raise ValueError(f"bucket_limit must be >= 1, got {self.bucket_limit}")
+        if self.template_window_days < 1:
+            raise ValueError(f"template_window_days must be >= 1, got {self.template_window_days}")
         if self.window_days < 0:
             raise ValueError(f"window_days must be >= 0, got {self.window_days}")
         if not 16 <= self.shared_text_slots_log2 <= 30:
@@ -276,6 +281,12 @@ class SharedTextCounter:
         # Two shingles of one article in one slot raise it once: the article is counted once.
         slots = shingles & self._mask
         self._counts[slots] = np.minimum(self._counts[slots], self.CAP - 1) + 1
+
+    def remove(self, shingles: HashArray) -> None:
+        """Stop counting an article counted before (a saturated slot stays saturated)."""
+        slots = shingles & self._mask
+        counts = self._counts[slots]
+        self._counts[slots] = np.where(counts == self.CAP, counts, counts - (counts > 0))
 
     def common(self, shingles: HashArray, limit: int) -> npt.NDArray[np.bool_]:
         """A mask of the shingles seen in more than ``limit`` articles."""

@@ -274,3 +274,21 @@ def test_restart_rebuilds_the_shared_text_counts(tmp_path: Path, stories: dict[s
         with Detector.open(tmp_path, config) as d:
             got += [(x.story_id, x.action, x.containment) for x in d.add_many(items[start : start + 5])]
     assert got == expected
+
+
+def test_shared_text_counts_only_the_recent_weeks(tmp_path: Path, stories: dict[str, str]) -> None:
+    from dedup import DetectorConfig, MatchConfig
+
+    config = DetectorConfig(match=MatchConfig(template_docs=2, template_window_days=14))
+    text = stories["weather"]
+    early = [art(f"t{n}", text, published=f"2015-07-0{n + 1} 06:00") for n in range(3)]
+    late = [art("x1", text, published="2015-08-20 06:00"), art("x2", new_headline(text), published="2015-08-20 09:00")]
+    with Detector.in_memory(config) as d:
+        decisions = d.add_many([*early, *late])
+    # Three copies in three days make the text a template then; six weeks on it is specific again.
+    assert decisions[2].action == "new"
+    assert (decisions[4].action, decisions[4].story_id) == ("copy", "x1")
+    with Detector.open(tmp_path, config) as d:
+        d.add_many(early)
+    with Detector.open(tmp_path, config) as d:  # the same after a restart
+        assert [x.action for x in d.add_many(late)] == [x.action for x in decisions[3:]]
