@@ -18,24 +18,22 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
-from pathlib import Path
+
+from _shared import add_eval_dir, dev_folder
 
 from dedup import Article, Detector
 from dedup.dump import ReadReport, read_articles
 from dedup.text.clean import clean
 from dedup.text.credits import detect_byline_credit, detect_credits
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    add_eval_dir(ap)
     ap.add_argument("--examples", type=int, default=0, help="print this many disagreements")
     args = ap.parse_args()
-    dev = args.eval_dir / "dev"
-    if not (dev / "items.jsonl").exists():
-        print(f"skipped: {dev / 'items.jsonl'} is absent (the labelled set sits beside the repo as ../shared)")
+    dev = dev_folder(args.eval_dir)
+    if dev is None:
         return 0
     articles = list(read_articles(dev / "items.jsonl", ReadReport(), ordered=True))
     found = agree = credited = recalled = 0

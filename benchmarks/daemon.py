@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-ROOT = Path(__file__).resolve().parents[1]
+from _shared import add_eval_dir, dev_folder
 
 
 def build_feeds(items: list[dict[str, str]], feeds: int, per_feed: int) -> dict[str, bytes]:
@@ -45,14 +45,14 @@ def build_feeds(items: list[dict[str, str]], feeds: int, per_feed: int) -> dict[
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    add_eval_dir(ap)
     ap.add_argument("--feeds", type=int, default=500)
     ap.add_argument("--items", type=int, default=50)
     args = ap.parse_args()
-    source = args.eval_dir / "dev" / "items.jsonl"
-    if not source.exists():
-        print(f"skipped: {source} is absent (the labelled set sits beside the repo as ../shared)")
+    dev = dev_folder(args.eval_dir)
+    if dev is None:
         return 0
+    source = dev / "items.jsonl"
     with open(source, encoding="utf-8") as fh:
         items = [json.loads(line) for line in fh if line.strip()]
     bodies = build_feeds(items, args.feeds, args.items)

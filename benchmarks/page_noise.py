@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _shared import ROOT, add_eval_dir, dev_folder
 
 _MENU = ["الرئيسية", "أخبار", "محليات", "اقتصاد", "رياضة", "ثقافة وفنون", "منوعات", "مقالات", "تقارير",
          "الطقس", "وظائف", "فيديو", "صور", "تلفزيون", "المنتديات", "Oman News", "English"]
@@ -55,14 +55,13 @@ def wrap(article: dict[str, str], other: dict[str, str], headline: str, rnd: ran
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    add_eval_dir(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "page_noise")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--appended", type=float, default=0.25, help="share of pages with another article appended")
     args = ap.parse_args()
-    dev = args.eval_dir / "dev"
-    if not (dev / "items.jsonl").exists():
-        print(f"skipped: {dev / 'items.jsonl'} is absent (the labelled set sits beside the repo as ../shared)")
+    dev = dev_folder(args.eval_dir)
+    if dev is None:
         return 0
     rnd = random.Random(args.seed)
     with open(dev / "items.jsonl", encoding="utf-8") as fh:

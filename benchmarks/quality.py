@@ -11,17 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _shared import ROOT, add_eval_dir, dev_folder
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    add_eval_dir(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "quality")
     args = ap.parse_args()
-    dev = args.eval_dir / "dev"
-    if not (dev / "items.jsonl").exists():
-        print(f"skipped: {dev / 'items.jsonl'} is absent (the labelled set sits beside the repo as ../shared)")
+    dev = dev_folder(args.eval_dir)
+    if dev is None:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     pred = args.out / "dev_items.jsonl"

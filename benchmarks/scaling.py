@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _shared import ROOT, add_eval_dir, dev_folder
+
 _SPELLINGS = {"الأمريكي": "الأميركي", "أ": "ا", "إ": "ا", "ى ": "ي ", "ة ": "ه "}
 _HEADLINES = ["عاجل | تطورات جديدة", "بالفيديو: تفاصيل الخبر", "مصادر: ما لم يعلن بعد", "شاهد: ردود فعل واسعة"]
 _CREDITS = ["الرياض - واس:", "(أ ف ب) -", "موسكو- وكالات –", "واشنطن (رويترز) -", "جدة - واس"]
@@ -96,15 +97,14 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    add_eval_dir(ap)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--peer", action="store_true", help="also run ../shared/peers/run_datasketch.py")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "scaling")
     args = ap.parse_args()
-    dev = args.eval_dir / "dev"
-    if not (dev / "items.jsonl").exists():
-        print(f"skipped: {dev / 'items.jsonl'} is absent (the labelled set sits beside the repo as ../shared)")
+    dev = dev_folder(args.eval_dir)
+    if dev is None:
         return 0
     with open(dev / "items.jsonl", encoding="utf-8") as fh:
         items = [json.loads(line) for line in fh if line.strip()]
