@@ -38,6 +38,9 @@ def main() -> None:
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path),
               help="Match against (and add to) the state in this folder, e.g. the daemon's state/. "
                    "Without it the scan runs in memory.")
+@click.option("--match-only", is_flag=True,
+              help="With --state: find each article's nearest story in the state without adding anything "
+                   "(action 'matched' or 'unmatched').")
 @click.option("--skip-bad", is_flag=True, help="Skip rows that cannot be read and list them, instead of stopping.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=default_workers(), show_default="all cores",
               help="Processes for cleaning, shingling and signing. The clusters do not depend on it.")
@@ -52,7 +55,8 @@ def main() -> None:
               help="Input column with the publication time (ISO 8601).")
 @click.option("--byline-col", default="byline", show_default=True, help="Input column with the byline.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Path | None, skip_bad: bool,
+def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Path | None, match_only: bool,
+         skip_bad: bool,
          workers: int, batch_size: int, id_col: str, text_col: str, title_col: str, url_col: str,
          outlet_col: str, published_col: str, byline_col: str, quiet: bool) -> None:
     """Cluster the articles of a dump into stories.
@@ -68,6 +72,8 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     # Imported here, not at the top: spawned workers import this module again, and need no polars.
     from dedup.dump import Columns, ReadReport, expand_inputs, read_many, story_row, write_table
 
+    if match_only and state is None:
+        raise click.UsageError("--match-only needs --state DIR (the state to match against)")
     started = time.perf_counter()
     report = ReadReport()
     # The workers start (and import the engine) while the dump is read.
@@ -78,9 +84,12 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
         articles = list(read_many(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns))
         detector = Detector.open(state) if state else Detector.in_memory(keep_texts=False)
         with detector, _progress(len(articles), quiet) as progress:
-            decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool,
-                                          progress=progress)
-            rows = _item_rows(detector, [d.article_id for d in decisions])
+            if match_only:
+                rows = _matched_rows(detector, articles, progress)
+            else:
+                decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool,
+                                              progress=progress)
+                rows = _item_rows(detector, [d.article_id for d in decisions])
             write_table(rows, output)
             if clusters:
                 wanted = {r["cluster"] for r in rows}
@@ -103,6 +112,9 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             f"largest {max(sizes.values(), default=0)}; skipped {len(report.skipped)}, "
             f"repeated ids dropped {report.repeated}; {time.perf_counter() - started:.1f}s"
         )
+        largest = [(story, n) for story, n in sizes.most_common(3) if n > 1]
+        if largest:
+            click.echo("largest stories: " + ", ".join(f"{story} ({n})" for story, n in largest))
 
 
 @contextlib.contextmanager
@@ -114,6 +126,29 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[int], None] | None]
     with click.progressbar(length=total, label="articles", file=sys.stderr, show_pos=True,
                            show_percent=True, show_eta=True) as bar:
         yield bar.update
+
+
+def _matched_rows(detector: Detector, articles: list[Any],
+                  progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
+    """Each article's nearest story in the state, nothing added."""
+    rows = []
+    for article in articles:
+        found = detector.query(article.text, limit=1)
+        best = found[0] if found else None
+        rows.append({
+            "id": article.id,
+            "cluster": best.story_id if best else article.id,
+            "canonical_id": best.canonical_id if best else article.id,
+            "is_canonical": best is None,
+            "action": "matched" if best else "unmatched",
+            "best_match_id": best.best_match_id if best else None,
+            "similarity": round(best.similarity, 4) if best else 0.0,
+            "containment": round(best.containment, 4) if best else 0.0,
+            "outlet": article.outlet,
+        })
+        if progress is not None:
+            progress(1)
+    return rows
 
 
 def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:

@@ -686,7 +686,7 @@ class Detector:
         """The stories nearest to ``text``, best first, without adding it."""
         self._check_open()
         sk = self.config.sketch
-        shingles = shingle_hashes(text, sk.shingle_words, sk.hash_seed)
+        shingles = shingle_hashes(clean(text).main, sk.shingle_words, sk.hash_seed)  # cleaned as when added
         links = self._verify(shingles, self._index.query(self._signer.sign(shingles)), math.nan)
         best: dict[int, _Link] = {}
         for link in links:

@@ -300,3 +300,22 @@ def test_fast_and_checking_jsonl_readers_agree_on_articles_and_order(rows, rnd) 
         checked = sorted(_unique(_jsonl_rows(str(path), Columns()), str(path), ReadReport(), False, "line"),
                          key=time_order_key)
     assert fast == checked
+
+
+def test_match_only_finds_stories_in_a_state_without_adding(tmp_path: Path, stories: dict[str, str]) -> None:
+    state = tmp_path / "state"
+    base = write_jsonl(tmp_path / "base.jsonl", [{"id": k, "text": t} for k, t in stories.items()])
+    assert CliRunner().invoke(main, ["scan", str(base), "-o", str(tmp_path / "b.jsonl"), "--state", str(state)]
+                              ).exit_code == 0
+    probe = write_jsonl(tmp_path / "probe.jsonl", [{"id": "p1", "text": new_headline(stories["summit"])},
+                                                   {"id": "p2", "text": "نص لا علاقة له بأي خبر مخزن هنا على الإطلاق"}])
+    result = CliRunner().invoke(main, ["scan", str(probe), "-o", str(tmp_path / "m.jsonl"), "--state", str(state),
+                                       "--match-only"])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "m.jsonl").read_text(encoding="utf-8").splitlines())}
+    assert (rows["p1"]["action"], rows["p1"]["cluster"]) == ("matched", "summit")
+    assert (rows["p2"]["action"], rows["p2"]["cluster"]) == ("unmatched", "p2")
+    with Detector.open(state) as d:
+        assert len(d) == len(stories)  # nothing was added
+    assert CliRunner().invoke(main, ["scan", str(probe), "-o", str(tmp_path / "x.jsonl"), "--match-only"]
+                              ).exit_code != 0
