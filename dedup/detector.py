@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import heapq
 import itertools
 import math
 import multiprocessing
@@ -247,7 +248,8 @@ class Detector:
         self._counted_from = 0  # articles before this number no longer count as shared text
         self._newest_day = -math.inf
         self._graph = StoryGraph()
-        self._canonical: dict[int, tuple[str, str]] = {}
+        # Per story, its two best-ranked members (the canonical policy only compares those).
+        self._top2: dict[int, list[CanonicalFacts]] = {}
 
     def _replay(self, store: SQLiteStore) -> None:
         numbers: list[int] = []
@@ -442,9 +444,12 @@ class Detector:
         # An article appended to a page joins the story it matches best, and links nothing else.
         weights = {link.seq: round(link.similarity, 6) for link in links}
         update = self._graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
-        for story in update.stories:
-            self._canonical.pop(story, None)
         story = self._graph.story(seq)
+        # A story that only gained this article keeps its two best, updated below; others forget.
+        grew = update.stories == [story] and update.moved == {seq: story} and story != seq
+        for changed in update.stories:
+            if not (grew and changed == story):
+                self._top2.pop(changed, None)
         # Alone in its story means new: the story of the latest article is named after it only then.
         kind = "compilation" if self._graph.is_compilation(seq) else "copy" if story != seq else "new"
         # The best match: the closest link inside the article's story (any link for a compilation).
@@ -478,6 +483,8 @@ class Detector:
             text=article.text,
         )
         self._remember(row)
+        if grew and story in self._top2:
+            self._top2[story] = sorted([*self._top2[story], self._facts[seq]], key=CanonicalFacts.rank)[:2]
         if self._store is not None:
             self._store.insert(row)
             self._store.insert_links(seq, [(link.seq, link.containment, round(link.similarity, 6)) for link in links])
@@ -554,11 +561,11 @@ class Detector:
     # -- reading ------------------------------------------------------------------------------
 
     def _canonical_of(self, story: int) -> tuple[str, str]:
-        cached = self._canonical.get(story)
-        if cached is None:
-            cached = canonical_policy([self._facts[m] for m in self._graph.members(story)])
-            self._canonical[story] = cached
-        return cached
+        best = self._top2.get(story)
+        if best is None:
+            best = self._top2[story] = heapq.nsmallest(2, (self._facts[m] for m in self._graph.members(story)),
+                                                       key=CanonicalFacts.rank)
+        return canonical_policy(best)
 
     def _decision_of(self, seq: int, action: str) -> Decision:
         row = self._rows[seq]
@@ -590,8 +597,9 @@ class Detector:
         seq = self._seq_of(article_id)
         row = self._rows[seq]
         story_id = self._rows[self._graph.story(seq)].id
-        text = row.text if self._keep_texts or self._store is None else self._store.text(seq)
-        return dataclasses.replace(row, story_id=story_id, text=text)
+        if self._keep_texts or self._store is None:
+            return row if row.story_id == story_id else dataclasses.replace(row, story_id=story_id)
+        return dataclasses.replace(row, story_id=story_id, text=self._store.text(seq))
 
     def story_of(self, article_id: str) -> Story:
         """The story an article belongs to now."""

@@ -94,16 +94,44 @@ class StoryGraph:
         self._links[node] = structural
         for x in structural:
             self._links[x].add(node)
-        update, leaves_in_region = (self._recompute(self._region(node, structural)) if structural
-                                    else (Update({node: node}, [node]), []))
-        # Leaves follow the articles they match: place again those whose stories changed.
-        leaves = (linked - structural) | set(leaves_in_region)
-        for story in update.stories:
-            for member in self._members.get(story, ()):
-                leaves |= self._leaves_of.get(member, set())
+        joined = self._joins_one_story(node, structural)
+        if joined is not None:  # the usual case: a copy joins one story and changes nothing else
+            bisect.insort(self._members[joined], node)
+            del self._members[node]
+            self._story[node] = joined
+            update = Update({node: joined}, [joined])
+            leaves = linked - structural  # no other story changed: only leaves matching the node move
+        else:
+            update, leaves_in_region = (self._recompute(self._region(node, structural)) if structural
+                                        else (Update({node: node}, [node]), []))
+            # Leaves follow the articles they match: place again those whose stories changed.
+            leaves = (linked - structural) | set(leaves_in_region)
+            for story in update.stories:
+                for member in self._members.get(story, ()):
+                    leaves |= self._leaves_of.get(member, set())
         moved, stories = dict(update.moved), set(update.stories)
         self._place(sorted(leaves), moved, stories)
         return Update(moved, sorted(s for s in stories if s in self._members))
+
+    def _joins_one_story(self, node: int, linked: set[int]) -> int | None:
+        """The story the new node simply joins, or None when anything else may change.
+
+        That is: all its links go into one story and to no compilation, its own neighbours are
+        linked among themselves, and each neighbour keeps its status: a neighbour with other
+        neighbours stays one group exactly when the new node links to one of them too.
+        """
+        if not linked:
+            return None
+        story = self._story[next(iter(linked))]
+        for x in linked:
+            if self._story[x] != story or x in self._compilation or x in self._leaf:
+                return None
+            others = self._links[x] - {node}
+            if others and linked.isdisjoint(others):
+                return None
+        if len(linked) > 1 and self._splits(node):
+            return None
+        return story
 
     def _region(self, node: int, linked: set[int]) -> set[int]:
         # Only the new node and its neighbours can change compilation status (a node's status
