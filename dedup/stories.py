@@ -232,9 +232,6 @@ class StoryGraph:
         """Every story, in the order they were founded."""
         return sorted(self._members)
 
-    def links(self, node: int) -> set[int]:
-        return self._links[node]
-
     def is_compilation(self, node: int) -> bool:
         return node in self._compilation
 

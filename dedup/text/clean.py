@@ -87,17 +87,6 @@ class Cleaned:
     with_sources: str = ""  # ``main`` with its credit lines still in (where credits are read)
 
 
-def main_segment(text: str) -> str:
-    """The text before an appended article, or the whole text when there is none.
-
-    >>> main_segment("خبر اول\\nإقرأ أيضاً:\\n" + "كلمة " * 50).strip()
-    'خبر اول'
-    """
-    lines = text.splitlines()
-    at = _appended_at(lines)
-    return text if at is None else "\n".join(lines[:at])
-
-
 def _appended_at(lines: list[str]) -> int | None:
     """Where an appended article's marker line is, if there is one."""
     for i, line in enumerate(lines):
