@@ -294,3 +294,30 @@ def test_once_without_network_reports_each_feed_and_exits(tmp_path: Path) -> Non
     status = subprocess.run([sys.executable, "-m", "dedup.cli", "status", "--state", str(tmp_path / "state")],
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "nowhere" in status.stdout and "ConnectError" in status.stdout
+
+
+def test_an_item_listed_twice_in_one_feed_counts_once(tmp_path: Path, stories: dict[str, str]) -> None:
+    first = Item("g1", "عنوان", stories["tech"], link="https://p.test/1")
+    twice = Item("g1b", "عنوان معدل", stories["tech"] + "\nنسخة ثانية في القائمة نفسها", link="https://p.test/1")
+    with serve(FeedServer(feeds={"p": rss([first, twice])})) as server:
+        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"p": "/feed/p"})
+        (result,) = poll(feeds, tmp_path / "state")
+    assert (result.status, result.new) == ("ok", 1)
+
+
+def test_an_item_stored_before_a_crash_but_not_recorded_is_not_added_again(tmp_path: Path,
+                                                                          stories: dict[str, str]) -> None:
+    from dedup import Article
+
+    key = normalize_url("https://p.test/1")
+    with Detector.open(tmp_path / "state") as d:  # the article went in; the crash came before its record
+        d.add(Article(id=key, text=stories["tech"] + "\nسطر تغير عند جلب الصفحة مرة أخرى", outlet="p"))
+    with serve(FeedServer(feeds={"p": rss([Item("g1", "عنوان", stories["tech"], link="https://p.test/1")])})) as server:
+        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"p": "/feed/p"})
+        (result,) = poll(feeds, tmp_path / "state")
+    assert (result.status, result.new) == ("ok", 0)
+    state = FeedState(tmp_path / "state")
+    try:
+        assert state.item(key) is not None
+    finally:
+        state.close()

@@ -69,10 +69,21 @@ class Poller:
         except (FetchError, ParseError) as exc:
             return self._failed(feed, row.failures, str(exc), getattr(exc, "retry_after", None), now)
         pending: list[tuple[FeedItem, Article, str, int]] = []
+        keys: set[str] = set()
         for item in items:
+            if item.key in keys:  # a feed listing one item twice: the first counts
+                continue
+            keys.add(item.key)
             prepared = await self._article(feed, item, stamp)
-            if prepared is not None:
-                pending.append((item, *prepared))
+            if prepared is None:
+                continue
+            article, digest, versions = prepared
+            if article.id in self.detector:
+                # Added before a crash, not recorded: the article stands as it was stored (a page
+                # fetched again may differ by a byte, and an id keeps its first content).
+                self.state.record_item(item.key, feed.name, article.id, digest, versions, stamp)
+                continue
+            pending.append((item, article, digest, versions))
         # One transaction for the poll's new and edited items, then their records: a crash in
         # between leaves articles the next poll finds "unchanged", never items marked done but lost.
         decisions = self.detector.add_many([article for _, article, _, _ in pending])
