@@ -321,3 +321,27 @@ def test_an_item_stored_before_a_crash_but_not_recorded_is_not_added_again(tmp_p
         assert state.item(key) is not None
     finally:
         state.close()
+
+
+def test_an_unexpected_failure_in_one_feed_is_backed_off_and_the_others_go_on(
+    tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agency, papers = agency_and_copy(stories)
+    original = daemon_module.parse_feed
+
+    def broken_for_okaz(body: bytes, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if b"okaz.test" in body:
+            raise RuntimeError("a bug in parsing")
+        return original(body, *args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "parse_feed", broken_for_okaz)
+    with serve(FeedServer(feeds={"spa": rss(agency), "okaz": rss(papers)})) as server:
+        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"spa": "/feed/spa", "okaz": "/feed/okaz"})
+        results = {r.feed: r for r in poll(feeds, tmp_path / "state")}
+    assert results["spa"].status == "ok" and results["spa"].new == len(agency)
+    assert results["okaz"].status == "error" and "RuntimeError: a bug in parsing" in results["okaz"].error
+    state = FeedState(tmp_path / "state")
+    try:
+        assert {r.name: r.failures for r in state.feeds()} == {"spa": 0, "okaz": 1}
+    finally:
+        state.close()

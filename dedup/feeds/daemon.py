@@ -156,7 +156,8 @@ async def _guarded(poller: Poller, feed: Feed, *, force: bool) -> PollResult:
         return await poller.poll(feed, force=force)
     except Exception as exc:  # one feed's bug must not stop the others; the message says what it was
         log.exception("poll feed=%s status=error unexpected=%r", feed.name, str(exc))
-        return PollResult(feed.name, "error", error=f"{type(exc).__name__}: {exc}")
+        failures = poller.state.feed(feed.name, feed.url).failures
+        return poller._failed(feed, failures, f"{type(exc).__name__}: {exc}", None, poller.clock())
 
 
 async def run_forever(config: FeedsConfig, detector: Detector, state: FeedState, *, grace: float = 20.0,
