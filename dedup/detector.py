@@ -436,11 +436,11 @@ class Detector:
                 raise DuplicateIdError(article.id)
             return self._decision_of(known, "unchanged")
         seq = len(self._rows)
+        day = _day(article)
         # Count this article's shingles first: text it shares with many others is common now.
-        self._count(p.shingles, p.embedded_in, _day(article))
-        # An article appended to a page is often older than the page: its time is not its own.
+        self._count(p.shingles, p.embedded_in, day)
         # An article appended to a page is often older than the page: it is compared with all.
-        links = self._verify(p.shingles, candidates, math.nan if p.embedded_in else _day(article))
+        links = self._verify(p.shingles, candidates, math.nan if p.embedded_in else day)
         # An article appended to a page joins the story it matches best, and links nothing else.
         weights = {link.seq: round(link.similarity, 6) for link in links}
         update = self._graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
@@ -479,8 +479,9 @@ class Detector:
             credit_via=" > ".join(c.label for c in credits[1:]) or None,
             embedded_in=p.embedded_in,
             shingles=p.shingles,
-            signature=p.signature,
-            text=article.text,
+            # Without a store nothing reads these back: the row is built as memory keeps it.
+            signature=p.signature if self._store is not None else _NO_SIGNATURE,
+            text=article.text if self._store is not None or self._keep_texts else "",
         )
         self._remember(row)
         if grew and story in self._top2:
@@ -523,7 +524,8 @@ class Detector:
         The signature is already in the band index, and the text stays in the store (or is kept
         only when asked): neither is held here.
         """
-        row = dataclasses.replace(row, signature=_NO_SIGNATURE, text=row.text if self._keep_texts else "")
+        if row.signature.size or (row.text and not self._keep_texts):
+            row = dataclasses.replace(row, signature=_NO_SIGNATURE, text=row.text if self._keep_texts else "")
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
