@@ -296,9 +296,11 @@ class Detector:
         """Add articles in the given order (one transaction for the batch).
 
         ``articles`` may be a lazy iterable: with workers it is read a chunk at a time, as the
-        workers need more. With ``workers`` > 1 the pure steps (cleaning, shingling, signing) run in that many
-        processes, ``chunk_size`` articles at a time, while this process adds the chunks already
-        done; the decisions are the same whatever the number of workers or the chunk size.
+        workers need more. With ``workers`` > 1 the pure steps (cleaning, shingling, signing) run
+        in that many processes, ``chunk_size`` articles at a time, while this process adds the
+        chunks already done; the decisions are the same whatever the number of workers or the
+        chunk size. A refused batch (e.g. :class:`DuplicateIdError`) leaves a detector with a
+        store as it was; an in-memory detector keeps the chunks added before the failing one.
         Worker processes are spawned, so a script that uses them needs the usual
         ``if __name__ == "__main__":`` guard. ``pool`` lends an executor started earlier (see
         :func:`worker_pool`), so that its start-up overlaps other work. ``progress`` is called

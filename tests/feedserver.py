@@ -58,6 +58,7 @@ class FeedServer:
     feeds: dict[str, bytes] = field(default_factory=dict)
     pages: dict[str, str] = field(default_factory=dict)
     page_delay: float = 0.0
+    page_charset: str = "utf-8"
     hits: Counter[str] = field(default_factory=Counter)
     port: int = 0
 
@@ -78,8 +79,9 @@ class FeedServer:
         if path.startswith("/page/"):
             time.sleep(self.page_delay)
             text = self.pages.get(path[6:], "")
-            html = f"<html><body><article><h1>t</h1>{''.join(f'<p>{escape(p)}</p>' for p in text.splitlines())}"
-            return self._send(h, 200, (html + "</article></body></html>").encode(), {"Content-Type": "text/html"})
+            html = (f'<html><head><meta charset="{self.page_charset}"></head><body><article><h1>t</h1>'
+                    f"{''.join(f'<p>{escape(p)}</p>' for p in text.splitlines())}</article></body></html>")
+            return self._send(h, 200, html.encode(self.page_charset), {"Content-Type": "text/html"})
         if path == "/status500":
             return self._send(h, 500, b"oops")
         if path == "/slow":

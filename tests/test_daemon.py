@@ -139,7 +139,9 @@ def test_same_item_again_is_not_new_and_an_edit_updates_it(tmp_path: Path, stori
 
 
 def test_json_feed_and_summary_only_feeds_with_full_pages(tmp_path: Path, stories: dict[str, str]) -> None:
-    server = FeedServer(feeds={"j": json_feed([Item("j1", "عنوان", stories["tech"], link="https://j.test/1")])})
+    # The page is windows-1256 (declared in its meta tag only): its text must come out readable.
+    server = FeedServer(feeds={"j": json_feed([Item("j1", "عنوان", stories["tech"], link="https://j.test/1")])},
+                        page_charset="windows-1256")
     with serve(server):
         server.pages["s1"] = stories["summit"]
         server.feeds["s"] = rss([Item("s1", "عنوان", first_half(stories["summit"])[:150],
@@ -152,6 +154,7 @@ def test_json_feed_and_summary_only_feeds_with_full_pages(tmp_path: Path, storie
     with Detector.open(tmp_path / "state") as d:
         page = d.record(normalize_url(server.url("/page/s1")))
     assert len(page.text.split()) > 0.8 * len(stories["summit"].split())  # the page's text, not the summary
+    assert stories["summit"].split()[5] in page.text
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -345,3 +348,13 @@ def test_an_unexpected_failure_in_one_feed_is_backed_off_and_the_others_go_on(
         assert {r.name: r.failures for r in state.feeds()} == {"spa": 0, "okaz": 1}
     finally:
         state.close()
+
+
+def test_an_item_with_neither_link_nor_guid_is_kept_and_known_again(tmp_path: Path, stories: dict[str, str]) -> None:
+    server = FeedServer(feeds={"p": rss([Item("", "عنوان بلا رابط", stories["health"], link="")])})
+    with serve(server):
+        feeds = write_feeds(tmp_path / "feeds.yaml", server, {"p": "/feed/p"})
+        first = poll(feeds, tmp_path / "state")[0]
+        server.feeds["p"] += b" "  # another ETag: fetched and parsed again
+        again = poll(feeds, tmp_path / "state")[0]
+    assert (first.new, again.new) == (1, 0)

@@ -123,9 +123,13 @@ class Poller:
             return ""
         import trafilatura  # imported on first use: it is slow to import and most feeds carry full text
 
-        html = page.body.decode("utf-8", "replace")
-        # deduplicate=False: trafilatura's process-wide cache would drop repeated bodies, the very copies we seek.
-        return trafilatura.extract(html, deduplicate=False, include_comments=False) or ""
+        # Bytes, not text: trafilatura finds the page's charset itself. deduplicate=False: its
+        # process-wide cache would drop repeated bodies, the very copies we look for.
+        try:
+            return trafilatura.extract(page.body, deduplicate=False, include_comments=False) or ""
+        except Exception as exc:  # a page it cannot read must not cost the item: keep the summary
+            log.warning("page feed=%s url=%s error=%r (kept the feed's summary)", feed.name, item.url, str(exc))
+            return ""
 
     def _failed(self, feed: Feed, failures: int, error: str, retry_after: float | None, now: float) -> PollResult:
         delay = min(feed.limits.interval * 2 ** min(failures, 10), MAX_BACKOFF) * self.rng.uniform(0.8, 1.2)

@@ -31,7 +31,7 @@ class ParseError(DedupError):
 
 @dataclass(frozen=True, slots=True)
 class FeedItem:
-    key: str  # the item's identity: its normalized URL, else its GUID
+    key: str  # the item's identity: its normalized URL, else its GUID, else a digest of its content
     guid: str
     url: str
     title: str
@@ -152,9 +152,11 @@ def _json_feed(text: str, zone: dt.tzinfo, seen: dt.datetime) -> list[FeedItem]:
 
 def _item(link: str, guid: str, title: str, text: str, *, summary_only: bool, raw: str, zone: dt.tzinfo,
           seen: dt.datetime) -> FeedItem | None:
-    key = normalize_url(link) if link else (f"guid:{guid}" if guid else "")
-    if not key:
-        return None  # an item with neither link nor id cannot be told apart from the next one
+    if not (link or guid or title.strip() or text.strip()):
+        return None  # an empty entry: nothing to keep
+    # Identity: the page, else the feed's id, else (neither given) the content itself.
+    content = hashlib.sha256(f"{title.strip()}\x00{text}".encode()).hexdigest()[:24]
+    key = normalize_url(link) if link else (f"guid:{guid}" if guid else f"content:{content}")
     published = _published(raw, zone, seen)
     summary_only = summary_only and len(text.split()) < _SUMMARY_WORDS
     return FeedItem(key, guid, link, title.strip(), text, summary_only, raw, published)
