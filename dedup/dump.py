@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -212,6 +213,8 @@ def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_
         return None
     if not data or data[:1].isspace() or b"\n\n" in data or b"\n\r\n" in data or b"\n " in data:
         return None
+    if _non_string_value(data, columns):
+        return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     try:
         frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
@@ -226,8 +229,8 @@ def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_
         if name == columns.outlet_is_agency:
             if dtype != pl.Boolean:
                 return None
-        elif not (dtype == pl.String or dtype.is_integer() or dtype == pl.Null):
-            return None
+        elif not (dtype == pl.String or dtype == pl.Null or (dtype.is_integer() and name != columns.text)):
+            return None  # e.g. a number as the text: the checking reader names the line
     frame = frame.select(wanted).with_columns(
         [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
     ).with_row_index("__line", offset=1)
@@ -261,6 +264,23 @@ def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_
                                   outlet_is_agency=bool(agency[i]))
 
     return rows()
+
+
+def _non_string_value(data: bytes, columns: Columns) -> bool:
+    """Whether a text field holds something other than a string or null (or the id something
+    other than a string, a number or null) anywhere in ``data``.
+
+    polars turns such values into strings without a word (5 becomes "5", [1, 2] "[1, 2]"); the
+    line-by-line reader refuses them and names the line, so their files go that way. A key
+    inside a string value has escaped quotes and is not matched; a nested key may be, which
+    only costs the fast path.
+    """
+    def names(fields: tuple[str, ...]) -> bytes:
+        return b"|".join(re.escape(json.dumps(getattr(columns, f), ensure_ascii=False).encode()) for f in fields)
+
+    texts = tuple(f for f in _FIELDS if f not in ("id", "outlet_is_agency"))
+    pattern = rb"(?:" + names(texts) + rb')\s*:\s*(?!null\b)[^"\s]|' + names(("id",)) + rb'\s*:\s*(?!null\b)[^"\s\d-]'
+    return re.search(pattern, data) is not None
 
 
 def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
@@ -325,7 +345,7 @@ def _article(obj: dict[str, Any], path: str, number: int, unit: str) -> Article:
         raise InputError(path, number, f"'text' must be a string, got {type(text).__name__}", unit=unit)
     fields = {k: obj.get(k) for k in _OPTIONAL}
     for k, v in fields.items():
-        if v is not None and not isinstance(v, str | int | float):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, str | int | float)):
             raise InputError(path, number, f"'{k}' must be a string, got {type(v).__name__}", unit=unit)
     agency = obj.get("outlet_is_agency", False)
     if isinstance(agency, str):

@@ -5,6 +5,7 @@ import random
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 from edits import boilerplate, first_half, house_spelling, new_headline
 from hypothesis import given, settings
@@ -319,3 +320,14 @@ def test_match_only_finds_stories_in_a_state_without_adding(tmp_path: Path, stor
         assert len(d) == len(stories)  # nothing was added
     assert CliRunner().invoke(main, ["scan", str(probe), "-o", str(tmp_path / "x.jsonl"), "--match-only"]
                               ).exit_code != 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("text", 5), ("text", [1, 2]), ("title", True), ("url", {"a": 1})])
+def test_a_non_string_in_a_text_field_is_an_error_naming_the_line(tmp_path: Path, stories: dict[str, str],
+                                                                   field: str, value: object) -> None:
+    # A clean file otherwise: the fast reader must not turn the value into a string silently.
+    rows: list[dict[str, object]] = [{"id": "a", "text": stories["tech"]}, {"id": "b", "text": "نص", field: value}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code != 0 and f"{src}:2: '{field}' must be a string" in result.output
