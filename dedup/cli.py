@@ -77,7 +77,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     started = time.perf_counter()
     report = ReadReport()
     # The workers start (and import the engine) while the dump is read.
-    pool = worker_pool(workers) if workers > 1 else None
+    pool = worker_pool(workers) if workers > 1 and not match_only else None
     try:
         columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                           published=published_col, byline=byline_col)
@@ -89,7 +89,9 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             else:
                 decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool,
                                               progress=progress)
-                rows = _item_rows(detector, [d.article_id for d in decisions])
+                # Articles appended to a page are rows of their own, after their page's.
+                rows = _item_rows(detector, [i for d in decisions for i in (d.article_id, *(e.article_id
+                                                                                             for e in d.embedded))])
             write_table(rows, output)
             if clusters:
                 wanted = {r["cluster"] for r in rows}

@@ -331,3 +331,12 @@ def test_a_non_string_in_a_text_field_is_an_error_naming_the_line(tmp_path: Path
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code != 0 and f"{src}:2: '{field}' must be a string" in result.output
+
+
+def test_an_article_appended_to_a_page_is_a_row_of_its_own(tmp_path: Path, stories: dict[str, str]) -> None:
+    page = stories["football"] + "\nإقرأ أيضاً:\n" + stories["health"]
+    code, output, items = scan(tmp_path, [{"id": "page", "text": page}, {"id": "health", "text": stories["health"]}])
+    assert code == 0, output
+    rows = {r["id"]: r for r in items}
+    assert rows["page#embedded-1"]["embedded_in"] == "page"
+    assert rows["page#embedded-1"]["cluster"] == rows["health"]["cluster"] != rows["page"]["cluster"]
