@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,32 +70,46 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     renamed when complete, so an interrupted run (Ctrl-C) leaves no partial file.
     """
     # Imported here, not at the top: spawned workers import this module again, and need no polars.
-    from dedup.dump import Columns, ReadReport, expand_inputs, read_many, story_row, write_table
+    from dedup.dump import Columns, Dump, ReadReport, expand_inputs, story_row, write_table
 
     if match_only and state is None:
         raise click.UsageError("--match-only needs --state DIR (the state to match against)")
     started = time.perf_counter()
     report = ReadReport()
+    sizes: Counter[str] = Counter()
+    copies = 0
+
+    def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        nonlocal copies
+        for row in rows:
+            sizes[row["cluster"]] += 1
+            copies += not row["is_canonical"]
+            yield row
+
     # The workers start (and import the engine) while the dump is read.
     pool = worker_pool(workers) if workers > 1 and not match_only else None
     try:
         columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                           published=published_col, byline=byline_col)
-        articles = list(read_many(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns))
-        detector = Detector.open(state) if state else Detector.in_memory(keep_texts=False)
-        with detector, _progress(len(articles), quiet) as progress:
-            if match_only:
-                rows = _matched_rows(detector, articles, progress)
-            else:
-                decisions = detector.add_many(articles, workers=workers, chunk_size=batch_size, pool=pool,
-                                              progress=progress)
-                # Articles appended to a page are rows of their own, after their page's.
-                rows = _item_rows(detector, [i for d in decisions for i in (d.article_id, *(e.article_id
-                                                                                             for e in d.embedded))])
-            write_table(rows, output)
+        # The dump is read (and sorted on disk when large) first; the articles then stream through.
+        with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns) as dump, \
+                Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
+            with _progress(len(dump), quiet) as progress:
+                if match_only:
+                    rows = _matched_rows(detector, dump, progress)
+                else:
+                    ids: set[str] = set()
+
+                    def noting() -> Iterator[Any]:
+                        for article in dump:
+                            ids.add(article.id)
+                            yield article
+
+                    detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress)
+                    rows = _item_rows(detector, ids)
+                write_table(counted(rows), output)
             if clusters:
-                wanted = {r["cluster"] for r in rows}
-                write_table([story_row(detector.story(s)) for s in sorted(wanted)], clusters)
+                write_table((story_row(detector.story(s)) for s in sorted(sizes)), clusters)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{exc.filename}: no such file") from None
     except DedupError as exc:
@@ -106,10 +120,8 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     for line in report.skipped:
         click.echo(f"skipped: {line}", err=True)
     if not quiet:
-        sizes = Counter(r["cluster"] for r in rows)
-        copies = sum(1 for r in rows if not r["is_canonical"])
         click.echo(
-            f"{len(rows)} items, {len(sizes)} stories, {copies} copies, "
+            f"{sum(sizes.values())} items, {len(sizes)} stories, {copies} copies, "
             f"{sum(1 for s in sizes.values() if s > 1)} stories with copies, "
             f"largest {max(sizes.values(), default=0)}; skipped {len(report.skipped)}, "
             f"repeated ids dropped {report.repeated}; {time.perf_counter() - started:.1f}s"
@@ -130,14 +142,13 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[int], None] | None]
         yield bar.update
 
 
-def _matched_rows(detector: Detector, articles: list[Any],
-                  progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
+def _matched_rows(detector: Detector, articles: Iterable[Any],
+                  progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
     """Each article's nearest story in the state, nothing added."""
-    rows = []
     for article in articles:
         found = detector.query(article.text, limit=1)
         best = found[0] if found else None
-        rows.append({
+        yield {
             "id": article.id,
             "cluster": best.story_id if best else article.id,
             "canonical_id": best.canonical_id if best else article.id,
@@ -147,20 +158,18 @@ def _matched_rows(detector: Detector, articles: list[Any],
             "similarity": round(best.similarity, 4) if best else 0.0,
             "containment": round(best.containment, 4) if best else 0.0,
             "outlet": article.outlet,
-        })
+        }
         if progress is not None:
             progress(1)
-    return rows
 
 
-def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:
-    wanted = set(ids)
-    rows = []
+def _item_rows(detector: Detector, ids: set[str]) -> Iterator[dict[str, Any]]:
+    """One row per article of the dump (and per article split off its pages), in the order added."""
     for article_id, story, canonical in detector.assignments():
-        if article_id not in wanted:
+        row = detector.record(article_id, with_text=False)
+        if article_id not in ids and row.embedded_in not in ids:
             continue
-        row = detector.record(article_id)
-        rows.append({
+        yield {
             "id": article_id,
             "cluster": story,
             "canonical_id": canonical,
@@ -174,8 +183,7 @@ def _item_rows(detector: Detector, ids: list[str]) -> list[dict[str, Any]]:
             "credit_where": row.credit_where,
             "credit_via": row.credit_via,
             "embedded_in": row.embedded_in,
-        })
-    return rows
+        }
 
 
 @main.command()

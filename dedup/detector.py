@@ -6,6 +6,7 @@ clusters for the same articles in the same order.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import datetime
 import heapq
@@ -13,12 +14,14 @@ import itertools
 import math
 import multiprocessing
 import os
+import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -211,6 +214,57 @@ def _content_hash(*parts: str) -> str:
     return h.hexdigest()
 
 
+class _ShingleArchive:
+    """The shingle sets of articles that left the template window, out of memory.
+
+    Only articles published out of order (or undated, or appended to a page) are still compared
+    with them, so they are read back one at a time, when asked: from the store when there is one,
+    else from a temporary file. Articles are archived in arrival order, so their places are two
+    arrays indexed by number.
+    """
+
+    def __init__(self, store: SQLiteStore | None) -> None:
+        self._store = store
+        self._file: IO[bytes] | None = None
+        self._starts = array.array("q")
+        self._sizes = array.array("l")
+        self._end = 0
+        self._dirty = False
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def put(self, seq: int, shingles: HashArray) -> None:
+        if seq != len(self._sizes):
+            raise AssertionError(f"article {seq} archived out of order (expected {len(self._sizes)})")
+        self._sizes.append(int(shingles.size))
+        self._starts.append(self._end)
+        if self._store is None and shingles.size:
+            if self._file is None:
+                # Open as long as the detector; close() closes it (and the system deletes it).
+                self._file = tempfile.TemporaryFile(prefix="dedup-shingles-")  # noqa: SIM115
+            self._file.write(shingles.astype("<u4").tobytes())
+            self._end += int(shingles.size) * 4
+            self._dirty = True
+
+    def get(self, seq: int) -> HashArray:
+        if self._store is not None:
+            return self._store.shingles(seq)
+        size = self._sizes[seq]
+        if size == 0 or self._file is None:
+            return np.empty(0, dtype=np.uint32)
+        if self._dirty:
+            self._file.flush()
+            self._dirty = False
+        data = os.pread(self._file.fileno(), size * 4, self._starts[seq])
+        return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class Detector:
     """Finds the copies of one story among articles added one by one.
 
@@ -232,6 +286,7 @@ class Detector:
         # Texts are the bulk of an article; with a store they are read back from it when asked.
         self._keep_texts = store is None if keep_texts is None else keep_texts
         self._closed = False
+        self._archive = _ShingleArchive(store)
         self._reset()
         if store is not None:
             self._replay(store)
@@ -248,6 +303,9 @@ class Detector:
         self._counted_from = 0  # articles before this number no longer count as shared text
         self._newest_day = -math.inf
         self._graph = StoryGraph()
+        # Shingle sets of articles before ``_counted_from`` (out of the template window).
+        self._archive.close()
+        self._archive = _ShingleArchive(self._store)
         # Per story, its two best-ranked members (the canonical policy only compares those).
         self._top2: dict[int, list[CanonicalFacts]] = {}
 
@@ -291,6 +349,22 @@ class Detector:
         """Add one article and say which story it belongs to."""
         return self.add_many([article])[0]
 
+    def add_all(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000,
+                pool: Executor | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Add articles like :meth:`add_many`, keeping no :class:`Decision` for each (for bulk
+        loads of millions: read the results with :meth:`assignments` and :meth:`record`).
+        Returns how many articles were read."""
+        counted = 0
+
+        def counting() -> Iterator[Article]:
+            nonlocal counted
+            for article in articles:
+                counted += 1
+                yield article
+
+        self._add(counting(), workers, chunk_size, pool, progress, keep=False)
+        return counted
+
     def add_many(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000,
                  pool: Executor | None = None, progress: Callable[[int], None] | None = None) -> list[Decision]:
         """Add articles in the given order (one transaction for the batch).
@@ -301,11 +375,17 @@ class Detector:
         chunks already done; the decisions are the same whatever the number of workers or the
         chunk size. A refused batch (e.g. :class:`DuplicateIdError`) leaves a detector with a
         store as it was; an in-memory detector keeps the chunks added before the failing one.
+        ``articles`` is read a chunk at a time either way, so a dump larger than memory can be
+        added (see :meth:`add_all`).
         Worker processes are spawned, so a script that uses them needs the usual
         ``if __name__ == "__main__":`` guard. ``pool`` lends an executor started earlier (see
         :func:`worker_pool`), so that its start-up overlaps other work. ``progress`` is called
         with the number of articles added after each chunk.
         """
+        return self._add(articles, workers, chunk_size, pool, progress, keep=True)
+
+    def _add(self, articles: Iterable[Article], workers: int, chunk_size: int, pool: Executor | None,
+             progress: Callable[[int], None] | None, *, keep: bool) -> list[Decision]:
         config = self.config.sketch
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -314,14 +394,14 @@ class Detector:
         head = list(itertools.islice(stream, min(chunk_size, 250)))
         if (workers <= 1 and pool is None) or len(head) < min(chunk_size, 250):
             self._check_open()
-            rest = [*head, *stream]
-            self._refuse_changed_ids(rest)
 
             def in_chunks() -> list[Decision]:
                 decided: list[Decision] = []
-                for start in range(0, len(rest), chunk_size):
-                    chunk = rest[start : start + chunk_size]
-                    decided += self._add_batch(prepare_many(chunk, config))
+                for chunk in itertools.chain([head] if head else [], _batched(stream, chunk_size)):
+                    self._refuse_changed_ids(chunk)
+                    done = self._add_batch(prepare_many(chunk, config))
+                    if keep:
+                        decided += done
                     if progress is not None:
                         progress(len(chunk))
                 return decided
@@ -338,7 +418,9 @@ class Detector:
                 chunk, future = pending.popleft()
                 self._refuse_changed_ids(chunk)
                 sketches = future.result().unpack()
-                decisions.extend(self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)]))
+                done = self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)])
+                if keep:
+                    decisions.extend(done)
                 if progress is not None:
                     progress(len(chunk))
 
@@ -518,6 +600,9 @@ class Detector:
             row = rows[self._counted_from]
             if not math.isnan(old) and row.embedded_in is None:
                 self._shared.remove(row.shingles)
+            # Out of the window: only articles out of time order still meet it; off to the archive.
+            self._archive.put(row.seq, row.shingles)
+            rows[row.seq] = dataclasses.replace(row, shingles=_NO_SHINGLES)
             self._counted_from += 1
 
     def _remember(self, row: StoredArticle) -> None:
@@ -557,10 +642,13 @@ class Detector:
             return []
         common = self._shared.common(shingles, mc.template_docs)
         shared, containment, jaccard = overlap_many(
-            shingles, common, [self._rows[c].shingles for c in seqs], self._shared, mc.template_docs
+            shingles, common, [self._shingles(c) for c in seqs], self._shared, mc.template_docs
         )
         keep = np.flatnonzero((shared >= mc.min_shared) & (containment >= mc.threshold)).tolist()
         return [_Link(seqs[i], float(containment[i]), float(jaccard[i])) for i in keep]
+
+    def _shingles(self, seq: int) -> HashArray:
+        return self._archive.get(seq) if seq < len(self._archive) else self._rows[seq].shingles
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -596,12 +684,15 @@ class Detector:
             raise KeyError(f"no article with id {article_id!r} in this detector")
         return seq
 
-    def record(self, article_id: str) -> StoredArticle:
-        """What was stored for an article: its fields, text, credit, current story and decision figures."""
+    def record(self, article_id: str, *, with_text: bool = True) -> StoredArticle:
+        """What was stored for an article: its fields, text, credit, current story and decision
+        figures (``with_text=False``: the text is left empty, which saves reading it back)."""
         seq = self._seq_of(article_id)
         row = self._rows[seq]
         story_id = self._rows[self._graph.story(seq)].id
-        if self._keep_texts or self._store is None:
+        if seq < len(self._archive):
+            row = dataclasses.replace(row, shingles=self._archive.get(seq))
+        if self._keep_texts or self._store is None or not with_text:
             return row if row.story_id == story_id else dataclasses.replace(row, story_id=story_id)
         return dataclasses.replace(row, story_id=story_id, text=self._store.text(seq))
 
@@ -623,24 +714,27 @@ class Detector:
 
     def _story(self, story: int) -> Story:
         canonical_id, reason = self._canonical_of(story)
-        canon = self._rows[self._seq[canonical_id]]
+        canon_seq = self._seq[canonical_id]
+        canon = self._rows[canon_seq]
+        canon_shingles = self._shingles(canon_seq)
         limit = self.config.match.template_docs
-        common = self._shared.common(canon.shingles, limit)
+        common = self._shared.common(canon_shingles, limit)
         members = [self._rows[m] for m in self._graph.members(story)]
         # The story's source is known when its canonical copy is an agency's or some member credits one.
         sourced = canon.outlet_is_agency or any(r.credit for r in members)
         entries = []
         for row in members:
             is_canonical = row.id == canonical_id
-            o = None if is_canonical else overlap(row.shingles, self._shared.common(row.shingles, limit),
-                                                  canon.shingles, common)
+            shingles = canon_shingles if is_canonical else self._shingles(row.seq)
+            o = None if is_canonical else overlap(shingles, self._shared.common(shingles, limit),
+                                                  canon_shingles, common)
             flags = []
             if not is_canonical:
                 if sourced and not row.credit and not row.outlet_is_agency:
                     flags.append("uncredited")
-                if row.shingles.size < 0.8 * canon.shingles.size:
+                if shingles.size < 0.8 * canon_shingles.size:
                     flags.append("cut")
-                elif row.shingles.size > 1.25 * canon.shingles.size:
+                elif shingles.size > 1.25 * canon_shingles.size:
                     flags.append("extended")
             if row.embedded_in:
                 flags.append("embedded")
@@ -717,8 +811,10 @@ class Detector:
             raise RuntimeError("this Detector is closed; open a new one with Detector.open(state_dir)")
 
     def close(self) -> None:
-        if not self._closed and self._store is not None:
-            self._store.close()
+        if not self._closed:
+            self._archive.close()
+            if self._store is not None:
+                self._store.close()
         self._closed = True
 
     def __enter__(self) -> Detector:
@@ -731,6 +827,7 @@ class Detector:
 
 
 _NO_SIGNATURE: Signature = np.empty(0, dtype=np.uint32)
+_NO_SHINGLES: HashArray = np.empty(0, dtype=np.uint32)
 
 
 def _batched(items: Iterator[Article], size: int) -> Iterator[list[Article]]:

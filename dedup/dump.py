@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import glob
 import gzip
+import heapq
 import io
+import itertools
 import json
 import os
+import pickle
 import re
+import shutil
+import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -96,66 +101,167 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
     return paths
 
 
+class Dump:
+    """The articles of one or more dump files in :func:`time_order_key` order, in bounded memory.
+
+    Opening it reads every file once, a batch at a time, checking each row (see
+    :func:`read_articles`); up to ``run_rows`` articles are sorted in memory, and larger dumps
+    are sorted in runs written to a temporary folder (``TMPDIR``) and merged while iterating, so
+    a dump larger than memory is read without holding it. An id repeated across files follows
+    the same rule as within one: with the same content it is dropped and counted, with other
+    content it is a bad row (the first is kept). The temporary folder goes when the dump is
+    closed.
+
+    >>> with Dump([Path("examples/articles.jsonl")], ReadReport()) as dump:  # doctest: +SKIP
+    ...     total, first = len(dump), next(iter(dump))
+    """
+
+    def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
+                 columns: Columns | None = None, run_rows: int | None = None) -> None:
+        self._paths = paths
+        self._report = report
+        self._skip_bad = skip_bad
+        self._columns = columns or _DEFAULT_COLUMNS
+        self._run_rows = max(1, RUN_ROWS if run_rows is None else run_rows)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._runs: list[Path] = []
+        self._memory: list[Article] = []
+        self._count = 0
+
+    def __enter__(self) -> Dump:
+        try:
+            self._read()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._memory = []
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _read(self) -> None:
+        seen: dict[str, tuple[int, int]] = {}
+        batch: list[Article] = []
+        for index, path in enumerate(self._paths):
+            for article in _unique(_rows_of(str(path), self._columns, self._report, self._skip_bad), str(path),
+                                   self._report, self._skip_bad, _unit_of(str(path)), seen, index,
+                                   self._paths):
+                batch.append(article)
+                self._count += 1
+                if len(batch) >= self._run_rows:
+                    self._spill(batch)
+                    batch = []
+        batch.sort(key=time_order_key)
+        if self._runs:
+            self._spill(batch)
+        else:
+            self._memory = batch
+
+    def _spill(self, batch: list[Article]) -> None:
+        if not batch:
+            return
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="dedup-scan-")
+        batch.sort(key=time_order_key)
+        path = Path(self._tmp.name) / f"run-{len(self._runs):05d}.pickle"
+        with open(path, "wb") as fh:
+            for start in range(0, len(batch), _RUN_BLOCK):
+                pickle.dump([_as_tuple(a) for a in batch[start : start + _RUN_BLOCK]], fh,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        self._runs.append(path)
+
+    def __iter__(self) -> Iterator[Article]:
+        if not self._runs:
+            return iter(self._memory)
+        return heapq.merge(*(_read_run(p) for p in self._runs), key=time_order_key)
+
+
+RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
+_RUN_BLOCK = 500
+
+
+def _as_tuple(a: Article) -> tuple[str, str, str, str, str, str, str, str, bool]:
+    return (a.id, a.text, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at, a.outlet_is_agency)
+
+
+def _read_run(path: Path) -> Iterator[Article]:
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                block = pickle.load(fh)
+            except EOFError:
+                return
+            for (article_id, text, title, url, outlet, published, byline, fetched_at, agency) in block:
+                yield Article(id=article_id, text=text, title=title, url=url, outlet=outlet, published=published,
+                              byline=byline, fetched_at=fetched_at, outlet_is_agency=agency)
+
+
 def read_many(paths: list[Path], report: ReadReport, skip_bad: bool = False,
               columns: Columns | None = None) -> Iterator[Article]:
-    """The articles of several dumps, in :func:`time_order_key` order; an id repeated across
-    files follows the same rule as within one (same content dropped and counted, other refused)."""
-    columns = columns or _DEFAULT_COLUMNS
-    if len(paths) == 1:
-        return read_articles(paths[0], report, skip_bad, columns, ordered=True)
-    merged: dict[str, tuple[Article, str]] = {}
-    for path in paths:
-        for article in read_articles(path, report, skip_bad, columns):
-            first = merged.get(article.id)
-            if first is None:
-                merged[article.id] = (article, str(path))
-            elif first[0] == article:
-                report.repeated += 1
-            else:
-                error = InputError(str(path), None, f"id {article.id!r} is also in {first[1]} with other content",
-                                   "Ids must be unique across the files: pass --skip-bad to keep the first")
-                if not skip_bad:
-                    raise error
-                report.skipped.append(str(error))
-    return iter(sorted((a for a, _ in merged.values()), key=time_order_key))
+    """The articles of several dumps, in :func:`time_order_key` order (see :class:`Dump`)."""
+    with Dump(paths, report, skip_bad, columns) as dump:
+        yield from dump
 
 
 def read_articles(path: str | Path, report: ReadReport, skip_bad: bool = False,
                   columns: Columns = _DEFAULT_COLUMNS, ordered: bool = False) -> Iterator[Article]:
-    """Articles from a dump, by extension: JSONL/NDJSON (plain or .gz), CSV or Parquet.
+    """Articles from a dump, by extension: JSONL/NDJSON (plain, .gz or .zst), CSV or Parquet,
+    read a batch at a time.
 
     Bad rows raise :class:`InputError` naming the file and line (or row), or with ``skip_bad``
     are listed in ``report`` and skipped; ids repeated with identical content are dropped and
-    counted, with other content they are bad rows. With ``ordered`` the articles come in
+    counted, with other content they are bad rows. A compressed file that turns out corrupt
+    is an error naming the line where reading stopped; with ``skip_bad`` the rows before it
+    are kept and the rest is listed as skipped. With ``ordered`` the articles come in
     :func:`time_order_key` order (the order ``dedup scan`` processes them in).
     """
-    name = str(path).lower()
+    if ordered:
+        return read_many([Path(path)], report, skip_bad, columns)
     source = str(path)
-    if name.endswith(_JSONL):
-        fast = _jsonl_rows_polars(source, columns, ordered)
-        if fast is not None:
-            return _unique(fast, source, report, skip_bad, "line")
-        rows, unit = _jsonl_rows(source, columns), "line"
-    elif name.endswith(".csv"):
-        rows, unit = _table_rows(source, "csv", columns), "row"
-    elif name.endswith(".parquet"):
-        rows, unit = _table_rows(source, "parquet", columns), "row"
-    else:
-        raise InputError(source, None, "unknown input format", f"Use one of {FORMATS}")
-    articles = _unique(rows, source, report, skip_bad, unit)
-    return iter(sorted(articles, key=time_order_key)) if ordered else articles
+    return _unique(_rows_of(source, columns, report, skip_bad), source, report, skip_bad, _unit_of(source))
 
 
 def read_jsonl(path: str | Path, report: ReadReport, skip_bad: bool = False) -> Iterator[Article]:
     """Articles from a JSONL file: one object per line with ``id``, ``text`` and optional fields."""
-    return _unique(_jsonl_rows(str(path), _DEFAULT_COLUMNS), str(path), report, skip_bad, "line")
+    return read_articles(path, report, skip_bad)
+
+
+def _unit_of(path: str) -> str:
+    return "row" if path.lower().endswith(".parquet") else "line"
+
+
+def _rows_of(path: str, columns: Columns, report: ReadReport, skip_bad: bool) -> Iterator[_Row]:
+    name = path.lower()
+    if name.endswith(_JSONL):
+        return _jsonl_rows(path, columns, report, skip_bad)
+    if name.endswith(".csv"):
+        return _table_rows(path, "csv", columns)
+    if name.endswith(".parquet"):
+        return _table_rows(path, "parquet", columns)
+    raise InputError(path, None, "unknown input format", f"Use one of {FORMATS}")
 
 
 _Row = tuple[int, "Article | InputError | None"]
 
 
-def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool, unit: str) -> Iterator[Article]:
-    seen: dict[str, tuple[int, int]] = {}
+def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool, unit: str,
+            seen: dict[str, tuple[int, int]] | None = None, file_index: int = 0,
+            paths: list[Path] | None = None) -> Iterator[Article]:
+    """Rows to articles: bad rows raised or listed, repeated ids dropped (same content) or refused.
+
+    ``seen`` maps each id met so far (in this file or earlier ones) to its content fingerprint
+    and where it was: ``file_index << 40 | line``.
+    """
+    seen = {} if seen is None else seen
     for number, parsed in rows:
         try:
             if isinstance(parsed, InputError):
@@ -166,16 +272,20 @@ def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool,
             fingerprint = hash((article.text, article.title, article.url, article.outlet, article.published))
             first = seen.get(article.id)
             if first is not None:
-                if first[1] == fingerprint:
+                if first[0] == fingerprint:
                     report.repeated += 1
                     continue
-                raise InputError(
-                    path, number,
-                    f"id {article.id!r} was already used on {unit} {first[0]} with different content",
-                    "Ids must be unique: give one of them another id, or pass --skip-bad to keep the first",
-                    unit=unit,
-                )
-            seen[article.id] = (number, fingerprint)
+                where, line = first[1] >> 40, first[1] & ((1 << 40) - 1)
+                if where == file_index:
+                    raise InputError(
+                        path, number, f"id {article.id!r} was already used on {unit} {line} with different content",
+                        "Ids must be unique: give one of them another id, or pass --skip-bad to keep the first",
+                        unit=unit,
+                    )
+                other = paths[where] if paths is not None else "an earlier file"
+                raise InputError(path, number, f"id {article.id!r} is also in {other} with other content",
+                                 "Ids must be unique across the files: pass --skip-bad to keep the first", unit=unit)
+            seen[article.id] = (fingerprint, file_index << 40 | number)
         except InputError as exc:
             if not skip_bad:
                 raise
@@ -184,33 +294,65 @@ def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool,
         yield article
 
 
-def _jsonl_rows(path: str, columns: Columns) -> Iterator[_Row]:
-    with _open_binary(path) as fh:
-        number = 0
-        try:
-            for number, raw in enumerate(fh, 1):
-                try:
-                    yield number, _parse_line(raw, path, number, columns)
-                except InputError as exc:
-                    yield number, exc
-        except _CORRUPT as exc:
-            raise InputError(path, number + 1, f"the compressed file is corrupt ({exc})",
-                             "Check the download, or decompress what can be read and pass that file") from None
+_BLOCK_BYTES = 32 << 20
 
 
-def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_Row] | None:
-    """The rows of a clean JSONL file read by polars (several times faster), or None.
+def _jsonl_rows(path: str, columns: Columns, report: ReadReport | None = None,
+                skip_bad: bool = False) -> Iterator[_Row]:
+    """The rows of a JSONL file, read in blocks of whole lines.
 
-    Anything unusual (blank lines, a parse error, unexpected types, a corrupt gzip) returns None
-    and the file is read line by line, which names the line at fault.
+    A clean block is parsed by polars (several times faster); a block with anything unusual
+    (blank lines, a parse error, unexpected types) is read line by line, which names the line
+    at fault.
     """
-    try:
-        with _open_binary(path) as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise
-    except _CORRUPT:
-        return None
+    for first, block in _jsonl_blocks(path, report, skip_bad):
+        fast = _jsonl_block_polars(block, path, first, columns)
+        yield from _jsonl_block_checked(block, path, first, columns) if fast is None else fast
+
+
+def _jsonl_block_checked(data: bytes, path: str, first_line: int, columns: Columns) -> Iterator[_Row]:
+    """The rows of a block of JSONL lines parsed one by one, naming the line of each error."""
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # what follows the last newline
+    for number, raw in enumerate(lines, first_line):
+        try:
+            yield number, _parse_line(raw, path, number, columns)
+        except InputError as exc:
+            yield number, exc
+
+
+def _jsonl_blocks(path: str, report: ReadReport | None, skip_bad: bool) -> Iterator[tuple[int, bytes]]:
+    """(number of the first line, whole lines) of a JSONL file, about ``_BLOCK_BYTES`` at a time."""
+    line = 1
+    tail = b""
+    with _open_binary(path) as fh:
+        while True:
+            try:
+                chunk = fh.read(_BLOCK_BYTES)
+            except _CORRUPT as exc:
+                error = InputError(path, line, f"the compressed file is corrupt ({exc}); reading stopped here",
+                                   "Check the download, or decompress what can be read and pass that file")
+                if report is None or not skip_bad:
+                    raise error from None
+                report.skipped.append(str(error))
+                return
+            if not chunk:
+                break
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                tail = data
+                continue
+            block, tail = data[:cut], data[cut:]
+            yield line, block
+            line += block.count(b"\n")
+    if tail:
+        yield line, tail
+
+
+def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Columns) -> list[_Row] | None:
+    """The rows of a clean block of JSONL lines read by polars, or None for the checking way."""
     if not data or data[:1].isspace() or b"\n\n" in data or b"\n\r\n" in data or b"\n " in data:
         return None
     if _non_string_value(data, columns):
@@ -220,7 +362,6 @@ def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_
         frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
     except Exception:  # polars raises several types; the slow path says what is wrong and where
         return None
-    del data
     if frame.height != lines or columns.id not in frame.columns:
         return None
     wanted = [getattr(columns, f) for f in _FIELDS if getattr(columns, f) in frame.columns]
@@ -233,37 +374,27 @@ def _jsonl_rows_polars(path: str, columns: Columns, ordered: bool) -> Iterator[_
             return None  # e.g. a number as the text: the checking reader names the line
     frame = frame.select(wanted).with_columns(
         [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
-    ).with_row_index("__line", offset=1)
-    if ordered:
-        # time_order_key: known times first, by time (UTF-8 byte order is code point order), then id.
-        if columns.published in wanted:
-            published = pl.col(columns.published).fill_null("")
-            frame = frame.sort([published == "", published, pl.col(columns.id)])
-        else:
-            frame = frame.sort(pl.col(columns.id))
-
+    )
     names = {getattr(columns, f): f for f in _FIELDS}
     values = {names[c]: frame[c].to_list() for c in wanted}
-    line_numbers = frame["__line"].to_list()
-    empty = [None] * frame.height
+    del frame
+    empty = [None] * lines
     agency = values.pop("outlet_is_agency", empty)
     ids, texts = values.pop("id"), values.pop("text", empty)
     optional = [values.get(k, empty) for k in _OPTIONAL]
-    del frame
-
-    def rows() -> Iterator[_Row]:
-        # The schema was checked above: every value is a string (or null), so Articles are
-        # built directly; a row without an id goes the checking way, which says so.
-        for i, (number, article_id, text) in enumerate(zip(line_numbers, ids, texts, strict=True)):
-            if not article_id:
-                yield number, InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'")
-                continue
-            title, url, outlet, published, byline, fetched_at = (o[i] or "" for o in optional)
-            yield number, Article(id=article_id, text=text or "", title=title, url=url, outlet=outlet,
-                                  published=published, byline=byline, fetched_at=fetched_at,
-                                  outlet_is_agency=bool(agency[i]))
-
-    return rows()
+    rows: list[_Row] = []
+    # The schema was checked above: every value is a string (or null), so Articles are built
+    # directly; a row without an id is an error naming its line.
+    for i, (article_id, text) in enumerate(zip(ids, texts, strict=True)):
+        number = first_line + i
+        if not article_id:
+            rows.append((number, InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'")))
+            continue
+        title, url, outlet, published, byline, fetched_at = (o[i] or "" for o in optional)
+        rows.append((number, Article(id=article_id, text=text or "", title=title, url=url, outlet=outlet,
+                                     published=published, byline=byline, fetched_at=fetched_at,
+                                     outlet_is_agency=bool(agency[i]))))
+    return rows
 
 
 def _non_string_value(data: bytes, columns: Columns) -> bool:
@@ -285,21 +416,22 @@ def _non_string_value(data: bytes, columns: Columns) -> bool:
 
 def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
     try:
-        frame = pl.read_csv(path, infer_schema=False) if kind == "csv" else pl.read_parquet(path)
+        lazy = pl.scan_csv(path, infer_schema=False) if kind == "csv" else pl.scan_parquet(path)
+        schema = lazy.collect_schema()
     except FileNotFoundError:
         raise
     except Exception as exc:  # polars raises several types; the message says which
         raise InputError(path, None, f"cannot be read as {kind.upper()}: {exc}") from None
-    names = set(frame.columns)
+    names = set(schema.names())
     for required, option in (("id", "--id-col"), ("text", "--text-col")):
         column = getattr(columns, required)
         if column not in names:
             raise InputError(path, None, f"no column {column!r} for the article {required} (columns: "
-                                         f"{', '.join(frame.columns)})", f"Name the column with {option}")
+                                         f"{', '.join(schema.names())})", f"Name the column with {option}")
     for name in _FIELDS:
         column = getattr(columns, name)
         if column in names:
-            dtype = frame.schema[column]
+            dtype = schema[column]
             if name == "outlet_is_agency":
                 if dtype != pl.Boolean and dtype != pl.String:
                     raise InputError(path, None, f"column {column!r} has type {dtype}, expected Boolean",
@@ -308,14 +440,27 @@ def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
                 raise InputError(path, None, f"column {column!r} ({name}) has type {dtype}, expected text",
                                  "Cast it to a string column")
     wanted = [getattr(columns, f) for f in _FIELDS if getattr(columns, f) in names]
-    offset = 2 if kind == "csv" else 1  # a CSV's first data row is on line 2
+    number = 2 if kind == "csv" else 1  # a CSV's first data row is on line 2
+    unit = "line" if kind == "csv" else "row"
     as_text = [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
-    frame = frame.select(wanted).with_columns(as_text)
-    for number, obj in enumerate(frame.iter_rows(named=True), offset):
+    batches = lazy.select(wanted).with_columns(as_text).collect_batches(chunk_size=_TABLE_BATCH)
+    while True:
         try:
-            yield number, _article(columns.rename(obj), path, number, "line" if kind == "csv" else "row")
-        except InputError as exc:
-            yield number, exc
+            frame = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # e.g. a malformed CSV row further down
+            raise InputError(path, None, f"cannot be read as {kind.upper()} after {unit} {number - 1}: {exc}",
+                             unit=unit) from None
+        for obj in frame.iter_rows(named=True):
+            try:
+                yield number, _article(columns.rename(obj), path, number, unit)
+            except InputError as exc:
+                yield number, exc
+            number += 1
+
+
+_TABLE_BATCH = 20_000
 
 
 def _parse_line(raw: bytes, path: str, number: int, columns: Columns = _DEFAULT_COLUMNS) -> Article | None:
@@ -363,8 +508,13 @@ def time_order_key(article: Article) -> tuple[bool, str, str]:
     return (not article.published, article.published, article.id)
 
 
-def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Write rows as JSONL, CSV or Parquet (by extension), atomically: temp name, then rename."""
+def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: int = 50_000) -> int:
+    """Write rows as JSONL, CSV or Parquet (by extension), atomically: temp name, then rename.
+
+    ``rows`` may be a lazy iterable: it is written a batch at a time, never held whole (CSV and
+    Parquet go through temporary Arrow files beside the target, streamed into one file by
+    polars). Returns the number of rows written.
+    """
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv", ".parquet"):
@@ -372,25 +522,40 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
                          "Use a name ending in .jsonl, .csv or .parquet")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    parts = target.with_name(f".{target.name}.{os.getpid()}.parts")
+    written = 0
     try:
         if suffix in (".jsonl", ".ndjson"):
             with open(tmp, "w", encoding="utf-8") as fh:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False))
                     fh.write("\n")
+                    written += 1
         else:
-            frame = pl.DataFrame(rows) if rows else pl.DataFrame()
-            if suffix == ".csv":
-                flat = frame.with_columns(
-                    [pl.col(c).list.join(";") for c, t in frame.schema.items() if isinstance(t, pl.List)]
-                )
-                flat.write_csv(tmp)
+            parts.mkdir(exist_ok=True)
+            files: list[Path] = []
+            stream = iter(rows)
+            while batch := list(itertools.islice(stream, batch_rows)):
+                files.append(parts / f"{len(files):06d}.arrow")
+                pl.DataFrame(batch, infer_schema_length=None).write_ipc(files[-1])
+                written += len(batch)
+            if not files:
+                frame = pl.DataFrame()
+                frame.write_csv(tmp) if suffix == ".csv" else frame.write_parquet(tmp)
             else:
-                frame.write_parquet(tmp)
+                lazy = pl.concat([pl.scan_ipc(f) for f in files], how="vertical_relaxed")
+                if suffix == ".csv":
+                    lists = [c for c, t in lazy.collect_schema().items() if isinstance(t, pl.List)]
+                    lazy.with_columns([pl.col(c).list.join(";") for c in lists]).sink_csv(tmp)
+                else:
+                    lazy.sink_parquet(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+        if parts.exists():
+            shutil.rmtree(parts)
+    return written
 
 
 def story_row(story: Story) -> dict[str, Any]:

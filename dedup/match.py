@@ -101,6 +101,7 @@ def check_banding(num_perm: int, bands: int, rows: int) -> None:
 
 _Int64Array = npt.NDArray[np.int64]
 _KeyArray = npt.NDArray[np.uint64]
+_MAX_RUN = 1 << 23  # band entries (12 bytes each) in one sorted run of the band index
 
 
 def _fmix64(x: _KeyArray) -> _KeyArray:
@@ -125,9 +126,9 @@ class BandIndex:
     Two articles are candidates when all ``rows`` values of at least one of the ``bands`` bands
     of their signatures are equal (MinHashLSH's rule). Each (band, band values) pair is folded
     into one 64-bit key; keys live in a few sorted arrays merged as they grow (a log-structured
-    layout), so an article costs 12 bytes a band and a whole batch is looked up with a handful
-    of vectorized searches. Folding can make two different bands collide with probability
-    about 2^-64 per pair; candidates are verified afterwards, so that only costs a check.
+    layout), so an article costs 12 bytes a band (a 64-bit key, a 32-bit number) and a whole
+    batch is looked up with a handful of vectorized searches. Folding can make two different
+    bands collide with probability about 2^-64 per pair; candidates are verified afterwards, so that only costs a check.
 
     Articles are numbered by the caller with increasing integers (their arrival order).
 
@@ -151,7 +152,7 @@ class BandIndex:
         self.bands = bands
         self.rows = rows
         self.bucket_limit = bucket_limit
-        self._runs: list[tuple[_KeyArray, _Int64Array]] = []
+        self._runs: list[tuple[_KeyArray, npt.NDArray[np.int32]]] = []
         salt = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         self._salt = _fmix64(salt)
 
@@ -175,7 +176,8 @@ class BandIndex:
     def query(self, signature: Signature) -> _Int64Array:
         """Numbers of the indexed articles sharing a band with ``signature`` (sorted, unique)."""
         flat = self.keys(signature[None, :]).ravel()
-        found = [self._lookup(flat, keys, seqs)[1] for keys, seqs in self._runs]
+        order = np.argsort(flat)
+        found = [self._lookup(order, flat[order], keys, seqs)[1] for keys, seqs in self._runs]
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def add_batch(self, numbers: npt.ArrayLike, signatures: npt.NDArray[np.uint32]) -> list[_Int64Array]:
@@ -192,13 +194,13 @@ class BandIndex:
         limit = self.bucket_limit
         queries: list[_Int64Array] = []  # flat (article, band) index of each match
         earlier: list[_Int64Array] = []
-        for keys, seqs in self._runs:
-            owner, found = self._lookup(flat, keys, seqs, limit)
-            queries.append(owner)
-            earlier.append(found)
         # Inside the batch: among equal keys (stable order = arrival order), every earlier one.
         order = np.argsort(flat, kind="stable")
         ordered = flat[order]
+        for keys, seqs in self._runs:
+            owner, found = self._lookup(order, ordered, keys, seqs, limit)
+            queries.append(owner)
+            earlier.append(found)
         new_group = np.ones(n * self.bands, dtype=bool)
         new_group[1:] = ordered[1:] != ordered[:-1]
         group_start = np.maximum.accumulate(np.where(new_group, np.arange(ordered.size), 0))
@@ -240,22 +242,25 @@ class BandIndex:
         self._push(flat[order], np.repeat(nums, self.bands)[order])
 
     @staticmethod
-    def _lookup(flat: _KeyArray, keys: _KeyArray, seqs: _Int64Array,
+    def _lookup(order: _Int64Array, needles: _KeyArray, keys: _KeyArray, seqs: npt.NDArray[np.int32],
                 limit: int | None = None) -> tuple[_Int64Array, _Int64Array]:
-        # Searching sorted needles walks the run once (numpy narrows each search by the last).
-        order = np.argsort(flat)
-        needles = flat[order]
+        # Searching sorted needles (``needles = flat[order]``) walks the run once (numpy narrows
+        # each search by the last).
         lo = np.searchsorted(keys, needles, side="left")
         hi = np.searchsorted(keys, needles, side="right")
         if limit is not None:  # equal keys are in arrival order: the most recent are last
             lo = np.maximum(lo, hi - limit)
         owner, at = _ranges(lo.astype(np.int64), (hi - lo).astype(np.int64))
-        return order[owner], seqs[at]
+        return order[owner], seqs[at].astype(np.int64)
 
-    def _push(self, keys: _KeyArray, seqs: _Int64Array) -> None:
-        self._runs.append((keys, seqs))
-        # Merge while the newest run is at least half the size of the one before it: O(log n) runs.
-        while len(self._runs) >= 2 and self._runs[-1][0].size * 2 >= self._runs[-2][0].size:
+    def _push(self, keys: _KeyArray, seqs: npt.NDArray[np.integer[Any]]) -> None:
+        if seqs.size and int(seqs.max()) > np.iinfo(np.int32).max:
+            raise OverflowError("BandIndex numbers articles with 32-bit integers (up to 2,147,483,647)")
+        self._runs.append((keys, seqs.astype(np.int32)))
+        # Merge while the newest run is at least half the size of the one before it: O(log n) runs,
+        # none larger than _MAX_RUN entries (merging two huge runs would double the memory).
+        while (len(self._runs) >= 2 and self._runs[-1][0].size * 2 >= self._runs[-2][0].size
+               and self._runs[-1][0].size + self._runs[-2][0].size <= _MAX_RUN):
             (k2, s2), (k1, s1) = self._runs.pop(), self._runs.pop()
             merged_keys = np.concatenate([k1, k2])
             order = np.argsort(merged_keys, kind="stable")

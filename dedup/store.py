@@ -158,6 +158,10 @@ class SQLiteStore:
         """(later, earlier, similarity) for every link, ordered by the later article."""
         yield from self._db.execute("SELECT later, earlier, similarity FROM links ORDER BY later, earlier")
 
+    def shingles(self, seq: int) -> HashArray:
+        row = self._db.execute("SELECT shingles FROM articles WHERE seq = ?", (seq,)).fetchone()
+        return np.frombuffer(row[0], dtype="<u4").astype(np.uint32) if row else np.empty(0, dtype=np.uint32)
+
     def text(self, seq: int) -> str:
         row = self._db.execute("SELECT text FROM articles WHERE seq = ?", (seq,)).fetchone()
         return str(row[0]) if row else ""

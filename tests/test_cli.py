@@ -285,7 +285,7 @@ def test_bad_dumps_name_the_file_and_the_fix(tmp_path: Path, stories: dict[str, 
 def test_fast_and_checking_jsonl_readers_agree_on_articles_and_order(rows, rnd) -> None:  # type: ignore[no-untyped-def]
     import tempfile
 
-    from dedup.dump import ReadReport, _jsonl_rows, _jsonl_rows_polars, _unique, read_articles
+    from dedup.dump import ReadReport, _jsonl_block_checked, _jsonl_block_polars, _unique, read_articles
 
     objs = []
     for i, (article_id, published) in enumerate(rows):
@@ -296,10 +296,11 @@ def test_fast_and_checking_jsonl_readers_agree_on_articles_and_order(rows, rnd) 
     rnd.shuffle(objs)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_jsonl(Path(tmp) / "in.jsonl", objs)  # type: ignore[arg-type]
-        assert _jsonl_rows_polars(str(path), Columns(), True) is not None  # the fast path is the one tested
+        data = path.read_bytes()
+        assert _jsonl_block_polars(data, str(path), 1, Columns()) is not None  # the fast path is the one tested
         fast = list(read_articles(path, ReadReport(), ordered=True))
-        checked = sorted(_unique(_jsonl_rows(str(path), Columns()), str(path), ReadReport(), False, "line"),
-                         key=time_order_key)
+        checked = sorted(_unique(_jsonl_block_checked(data, str(path), 1, Columns()), str(path), ReadReport(), False,
+                                 "line"), key=time_order_key)
     assert fast == checked
 
 
@@ -340,3 +341,83 @@ def test_an_article_appended_to_a_page_is_a_row_of_its_own(tmp_path: Path, stori
     rows = {r["id"]: r for r in items}
     assert rows["page#embedded-1"]["embedded_in"] == "page"
     assert rows["page#embedded-1"]["cluster"] == rows["health"]["cluster"] != rows["page"]["cluster"]
+
+
+def test_a_dump_larger_than_the_sort_memory_is_sorted_on_disk_with_the_same_result(
+        tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    import dedup.dump
+
+    rows = corpus(stories)
+    random.Random(3).shuffle(rows)
+    whole = scan(tmp_path, rows)
+    monkeypatch.setattr(dedup.dump, "RUN_ROWS", 3)  # runs of three articles, merged from disk
+    monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 700)  # JSONL read a few lines at a time
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    spilled = scan(tmp_path, rows)
+    assert whole[0] == spilled[0] == 0
+    assert whole[2] == spilled[2]
+    assert list((tmp_path / "tmp").iterdir()) == []  # the runs are gone
+
+
+def test_the_dump_reader_streams_in_time_order_and_names_lines_in_later_blocks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dedup.dump
+    from dedup.dump import Dump, InputError, ReadReport
+
+    monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 64)
+    rows = [{"id": f"n{i}", "text": f"نص رقم {i}", "published": f"2015-07-{20 - i % 7:02d} 10:00:00"}
+            for i in range(40)]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    with Dump([path], ReadReport(), run_rows=6) as dump:
+        assert len(dump) == 40
+        read = list(dump)
+    assert [a.id for a in read] == [a.id for a in sorted(read, key=time_order_key)]
+    assert sorted(a.id for a in read) == sorted(r["id"] for r in rows)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[33] = lines[33][:-2]  # a broken line far past the first block
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"in\.jsonl:34: malformed JSON"):
+        Dump([path], ReadReport(), run_rows=6).__enter__()
+    report = ReadReport()
+    with Dump([path], report, skip_bad=True, run_rows=6) as dump:
+        assert len(dump) == 39 and len(report.skipped) == 1
+
+
+def test_a_gzip_corrupt_midway_keeps_what_was_read_with_skip_bad(tmp_path: Path, stories: dict[str, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    import dedup.dump
+
+    monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 256)
+    rows = [{"id": f"{k}{i}", "text": t} for i in range(20) for k, t in stories.items()]
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    packed = gzip.compress(body, mtime=0)
+    src = tmp_path / "dump.jsonl.gz"
+    src.write_bytes(packed[: len(packed) * 2 // 3])  # an interrupted download
+    out = tmp_path / "o.jsonl"
+    strict = CliRunner().invoke(main, ["scan", str(src), "-o", str(out)])
+    assert strict.exit_code != 0 and "the compressed file is corrupt" in strict.output and not out.exists()
+    lenient = CliRunner().invoke(main, ["scan", str(src), "-o", str(out), "--skip-bad"])
+    assert lenient.exit_code == 0, lenient.output
+    kept = out.read_text(encoding="utf-8").splitlines()
+    assert 0 < len(kept) < len(rows)
+    assert "skipped: " in lenient.output and "dump.jsonl.gz:" in lenient.output
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_tables_written_in_batches_equal_one_batch(tmp_path: Path, suffix: str) -> None:
+    from dedup.dump import write_table
+
+    rows = [{"id": f"a{i}", "credit": None if i < 7 else "واس", "n": i, "tags": ["x"] * (i % 3)} for i in range(20)]
+    one, many = tmp_path / f"one{suffix}", tmp_path / f"many{suffix}"
+    assert write_table(rows, one) == write_table(iter(rows), many, batch_rows=3) == 20
+    if suffix == ".jsonl":
+        assert one.read_text(encoding="utf-8") == many.read_text(encoding="utf-8")
+    else:
+        read = pl.read_csv if suffix == ".csv" else pl.read_parquet
+        assert read(one).equals(read(many))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([one.name, many.name])  # no temporary left

@@ -292,3 +292,43 @@ def test_shared_text_counts_only_the_recent_weeks(tmp_path: Path, stories: dict[
         d.add_many(early)
     with Detector.open(tmp_path, config) as d:  # the same after a restart
         assert [x.action for x in d.add_many(late)] == [x.action for x in decisions[3:]]
+
+
+def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
+        tmp_path: Path, stories: dict[str, str]) -> None:
+    import datetime as dt
+
+    from dedup import DetectorConfig, MatchConfig
+
+    # One story a month: each leaves the template window (its shingles leave memory) before the
+    # next. A backfilled copy dated next to the first, an undated copy and a page with an old
+    # story appended still meet their stories, exactly as when nothing leaves memory.
+    start = dt.datetime(2015, 1, 5, 6)
+    keys = list(stories)
+    items = [art(k, stories[k], outlet="spa", published=str(start + dt.timedelta(days=30 * n)))
+             for n, k in enumerate(keys)]
+    items += [
+        art("late", new_headline(stories[keys[0]]), published=str(start + dt.timedelta(days=1))),
+        art("undated", boilerplate(stories[keys[1]])),
+        art("page", appended(stories[keys[-1]], stories[keys[2]]), published=str(start + dt.timedelta(days=400))),
+        art("cut", first_half(stories[keys[-1]]), published=str(start + dt.timedelta(days=401))),
+    ]
+    keep_all = DetectorConfig(match=MatchConfig(template_window_days=1_000_000))
+
+    def result(d: Detector) -> tuple[list[tuple[str, str, str]], list[object]]:
+        return list(d.assignments()), [s.provenance for s in d.stories()]
+
+    with Detector.in_memory(keep_all) as d:
+        d.add_many(items)
+        expected = result(d)
+    story = {article: s for article, s, _canonical in expected[0]}
+    assert (story["late"], story["undated"], story["page#embedded-1"], story["cut"]) == (*keys[:3], "page")
+    with Detector.in_memory() as d:
+        d.add_many(items)
+        assert len(d._archive) > 0  # the archive is really used
+        assert result(d) == expected
+    with Detector.open(tmp_path) as d:
+        d.add_many(items[:-3])
+    with Detector.open(tmp_path) as d:  # archived from the store after a restart
+        d.add_many(items[-3:])
+        assert len(d._archive) > 0 and result(d) == expected
