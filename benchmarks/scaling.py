@@ -1,22 +1,25 @@
 """Scaling: generated corpora of real dev texts with realistic copies, at several sizes, with the
 plain datasketch peer beside us in the same run.
 
-    python benchmarks/scaling.py [--sizes 10000,100000] [--peer] [--keep]
+    python benchmarks/scaling.py [--sizes 10000,100000,1000000] [--peers datasketch,rensa-lsh-sh5,...]
+                                 [--peer-python PEERS_VENV/bin/python]
 
 For each size the generator takes dev articles as originals (their gold clusters kept) and adds
 copies made the way outlets make them: a new headline line, page boilerplate, a cut to the first
 half or two thirds, house spellings, a dateline credit, another article appended after
 "إقرأ أيضاً:", and a publication time up to two days later. It writes the corpus and its gold
-clusters to out/scaling/, then reports for `dedup scan` (and, with --peer, the plain datasketch
-runner of ../shared/peers) the wall time, docs/s, peak RSS and the scorer's pairwise and B-cubed
-figures against the generated gold. Corpora are regenerated from a fixed seed: nothing generated
-is committed.
+clusters to out/scaling/ (kept for the next run with the same seed), then reports for `dedup
+scan` and each peer of ../shared/peers asked for (run with the interpreter of the venv they are
+installed in, as ../shared/peers/README.md says) the wall time, docs/s, peak RSS (largest single
+process, and the process tree summed) and the scorer's pairwise and B-cubed figures against the
+generated gold. Corpora come from a fixed seed: nothing generated is committed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import random
 import resource
@@ -86,20 +89,57 @@ def generate(items: list[dict[str, str]], gold: dict[str, str], size: int, seed:
     return corpus, truth
 
 
-def measure(command: list[str]) -> tuple[float, float]:
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Linux /proc), in MiB."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * resource.getpagesize()
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total / 2**20
+
+
+def measure(command: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS of the largest single process and peak RSS summed over the
+    process tree (sampled every 0.1 s), of one run of ``command``."""
     code = ("import resource, subprocess, sys, time\nt = time.perf_counter()\n"
             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
-    out = subprocess.run([sys.executable, "-c", code, *command], check=True, capture_output=True, text=True).stdout
+    proc = subprocess.Popen([sys.executable, "-c", code, *command], stdout=subprocess.PIPE, text=True)
+    tree = 0.0
+    while proc.poll() is None:
+        tree = max(tree, _tree_rss_mib(proc.pid))
+        time.sleep(0.1)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, command)
     wall, rss = out.split()
-    return float(wall), int(rss) / 1024
+    return float(wall), int(rss) / 1024, tree
+
+
+# The peers of ../shared/peers, each with the settings its README reports (see there).
+PEERS = {
+    "datasketch": ["run_datasketch.py"],
+    "rensa-lsh-sh5": ["run_rensa.py", "--mode", "lsh", "--tokens", "shingles", "--ngram", "5", "--threshold", "0.5"],
+    "rensa-readme": ["run_rensa.py"],
+    "text-dedup-matched": ["run_text_dedup.py", "--preset", "matched"],
+    "datatrove": ["run_datatrove.py"],
+}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_eval_dir(ap)
     ap.add_argument("--sizes", default="10000,100000")
-    ap.add_argument("--peer", action="store_true", help="also run ../shared/peers/run_datasketch.py")
+    ap.add_argument("--peers", default="",
+                    help=f"comma-separated peers of ../shared/peers to run beside us: {', '.join(PEERS)}")
+    ap.add_argument("--peer", action="store_true", help="same as --peers datasketch")
+    ap.add_argument("--peer-python", default=sys.executable,
+                    help="interpreter of the venv the peers are installed in (see ../shared/peers/README.md)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "scaling")
     args = ap.parse_args()
@@ -112,22 +152,48 @@ def main() -> int:
         gold = {r["id"]: r["cluster"] for r in map(json.loads, fh)}
     args.out.mkdir(parents=True, exist_ok=True)
     tools = {"dedup scan": lambda src, dst: [sys.executable, "-m", "dedup.cli", "scan", str(src), "-o", str(dst), "-q"]}
-    peer = args.eval_dir.parent / "peers" / "run_datasketch.py"
-    if args.peer and peer.exists():
-        tools["datasketch peer"] = lambda src, dst: [sys.executable, str(peer), str(src), str(dst)]
-    print(f"{'size':>8} {'tool':16} {'wall s':>8} {'docs/s':>8} {'peak MiB':>9} {'pair P':>7} {'pair R':>7} "
-          f"{'pair F1':>7} {'B3 F1':>7}")
+    peers = [p for p in args.peers.split(",") if p] + (["datasketch"] if args.peer else [])
+    for name in dict.fromkeys(peers):
+        if name not in PEERS:
+            ap.error(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
+        script, *options = PEERS[name]
+        runner = args.eval_dir.parent / "peers" / script
+        if not runner.exists():
+            print(f"peer {name}: {runner} not found, left out")
+            continue
+        tools[name] = functools.partial(_peer_command, args.peer_python, runner, options)
+    print(f"{'size':>8} {'tool':19} {'wall s':>8} {'docs/s':>8} {'max MiB':>8} {'tree MiB':>8} {'pair P':>7} "
+          f"{'pair R':>7} {'pair F1':>7} {'B3 F1':>7}")
     for size in (int(s) for s in args.sizes.split(",")):
-        corpus, truth = generate(items, gold, size, args.seed, args.out)
+        corpus, truth = args.out / f"corpus_{size}.jsonl", args.out / f"gold_{size}.jsonl"
+        if not (corpus.exists() and truth.exists() and _generated_with(args.out, size, args.seed)):
+            corpus, truth = generate(items, gold, size, args.seed, args.out)
+            (args.out / f"seed_{size}.txt").write_text(str(args.seed))
         for name, command in tools.items():
             pred = args.out / f"pred_{size}_{name.split()[0]}.jsonl"
-            wall, rss = measure(command(corpus, pred))
+            try:
+                wall, rss, tree = measure(command(corpus, pred))
+            except subprocess.CalledProcessError as exc:
+                print(f"{size:>8} {name:19} failed (exit {exc.returncode}): run {' '.join(exc.cmd)} to see why",
+                      flush=True)
+                continue
             score = json.loads(subprocess.run([sys.executable, str(args.eval_dir / "score.py"), str(truth), str(pred),
                                                "--json"], check=True, capture_output=True, text=True).stdout)
-            print(f"{size:>8} {name:16} {wall:8.1f} {size / wall:8.0f} {rss:9.0f} {score['pairwise_precision']:7.3f} "
-                  f"{score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} {score['bcubed_f1']:7.3f}", flush=True)
-    print(f"({time.strftime('%Y-%m-%d %H:%M')}, {resource.getpagesize()} B pages; generated files in {args.out})")
+            print(f"{size:>8} {name:19} {wall:8.1f} {size / wall:8.0f} {rss:8.0f} {tree:8.0f} "
+                  f"{score['pairwise_precision']:7.3f} {score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} "
+                  f"{score['bcubed_f1']:7.3f}", flush=True)
+    print(f"({time.strftime('%Y-%m-%d %H:%M')}; max MiB: largest single process, tree MiB: the process tree "
+          f"summed, sampled every 0.1 s; generated files in {args.out})")
     return 0
+
+
+def _peer_command(python: str, runner: Path, options: list[str], src: Path, dst: Path) -> list[str]:
+    return [python, str(runner), str(src), str(dst), *options]
+
+
+def _generated_with(folder: Path, size: int, seed: int) -> bool:
+    marker = folder / f"seed_{size}.txt"
+    return marker.exists() and marker.read_text().strip() == str(seed)
 
 
 if __name__ == "__main__":

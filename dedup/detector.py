@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import heapq
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -214,55 +215,82 @@ def _content_hash(*parts: str) -> str:
     return h.hexdigest()
 
 
-class _ShingleArchive:
-    """The shingle sets of articles that left the template window, out of memory.
+class _Archive:
+    """What memory does not keep of older articles: shingle sets and display fields.
 
-    Only articles published out of order (or undated, or appended to a page) are still compared
-    with them, so they are read back one at a time, when asked: from the store when there is one,
-    else from a temporary file. Articles are archived in arrival order, so their places are two
-    arrays indexed by number.
+    Shingle sets of articles that left the template window are archived in arrival order (only
+    articles published out of order, undated or appended to a page still meet them); the display
+    fields (title, url, byline, credit text, first seen) of every article are archived when the
+    detector keeps no texts. Both are read back one article at a time, when asked: from the store
+    when there is one, else from a temporary file whose places are arrays indexed by number.
     """
 
     def __init__(self, store: SQLiteStore | None) -> None:
         self._store = store
         self._file: IO[bytes] | None = None
-        self._starts = array.array("q")
-        self._sizes = array.array("l")
         self._end = 0
         self._dirty = False
+        self._starts = array.array("q")  # shingle sets: where, how many
+        self._sizes = array.array("l")
+        self._detail_starts = array.array("q")  # display fields: where, how many bytes
+        self._detail_sizes = array.array("l")
 
     def __len__(self) -> int:
+        """How many articles' shingle sets are archived (all those numbered below)."""
         return len(self._sizes)
+
+    def _append(self, data: bytes) -> int:
+        if self._file is None:
+            # Open as long as the detector; close() closes it (and the system deletes it).
+            self._file = tempfile.TemporaryFile(prefix="dedup-archive-")  # noqa: SIM115
+        self._file.write(data)
+        start, self._end = self._end, self._end + len(data)
+        self._dirty = True
+        return start
+
+    def _read(self, start: int, size: int) -> bytes:
+        if self._file is None or size == 0:
+            return b""
+        if self._dirty:
+            self._file.flush()
+            self._dirty = False
+        return os.pread(self._file.fileno(), size, start)
 
     def put(self, seq: int, shingles: HashArray) -> None:
         if seq != len(self._sizes):
             raise AssertionError(f"article {seq} archived out of order (expected {len(self._sizes)})")
         self._sizes.append(int(shingles.size))
-        self._starts.append(self._end)
-        if self._store is None and shingles.size:
-            if self._file is None:
-                # Open as long as the detector; close() closes it (and the system deletes it).
-                self._file = tempfile.TemporaryFile(prefix="dedup-shingles-")  # noqa: SIM115
-            self._file.write(shingles.astype("<u4").tobytes())
-            self._end += int(shingles.size) * 4
-            self._dirty = True
+        in_file = self._store is None and shingles.size
+        self._starts.append(self._append(shingles.astype("<u4").tobytes()) if in_file else 0)
 
     def get(self, seq: int) -> HashArray:
         if self._store is not None:
             return self._store.shingles(seq)
-        size = self._sizes[seq]
-        if size == 0 or self._file is None:
-            return np.empty(0, dtype=np.uint32)
-        if self._dirty:
-            self._file.flush()
-            self._dirty = False
-        data = os.pread(self._file.fileno(), size * 4, self._starts[seq])
+        data = self._read(self._starts[seq], self._sizes[seq] * 4)
         return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+    def put_details(self, seq: int, details: tuple[str | None, ...]) -> None:
+        if seq != len(self._detail_sizes):
+            raise AssertionError(f"article {seq} archived out of order (expected {len(self._detail_sizes)})")
+        data = b"" if self._store is not None else json.dumps(details, ensure_ascii=False).encode()
+        self._detail_sizes.append(len(data))
+        self._detail_starts.append(self._append(data) if data else 0)
+
+    def has_details(self, seq: int) -> bool:
+        return seq < len(self._detail_sizes)
+
+    def get_details(self, seq: int) -> tuple[str | None, ...]:
+        if self._store is not None:
+            return self._store.details(seq, _DETAILS)
+        return tuple(json.loads(self._read(self._detail_starts[seq], self._detail_sizes[seq])))
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+_DETAILS = ("title", "url", "byline", "credit_text", "fetched_at")  # read back when asked
 
 
 class Detector:
@@ -286,7 +314,7 @@ class Detector:
         # Texts are the bulk of an article; with a store they are read back from it when asked.
         self._keep_texts = store is None if keep_texts is None else keep_texts
         self._closed = False
-        self._archive = _ShingleArchive(store)
+        self._archive = _Archive(store)
         self._reset()
         if store is not None:
             self._replay(store)
@@ -305,7 +333,7 @@ class Detector:
         self._graph = StoryGraph()
         # Shingle sets of articles before ``_counted_from`` (out of the template window).
         self._archive.close()
-        self._archive = _ShingleArchive(self._store)
+        self._archive = _Archive(self._store)
         # Per story, its two best-ranked members (the canonical policy only compares those).
         self._top2: dict[int, list[CanonicalFacts]] = {}
 
@@ -613,6 +641,10 @@ class Detector:
         """
         if row.signature.size or (row.text and not self._keep_texts):
             row = dataclasses.replace(row, signature=_NO_SIGNATURE, text=row.text if self._keep_texts else "")
+        days = math.nan if row.embedded_in else _day_of(row.published, row.fetched_at)
+        if not self._keep_texts:  # a bulk load or a long-running state: display fields on disk
+            self._archive.put_details(row.seq, tuple(getattr(row, f) for f in _DETAILS))
+            row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="")
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
@@ -625,7 +657,7 @@ class Detector:
                 embedded=row.embedded_in is not None,
             )
         )
-        self._days.append(math.nan if row.embedded_in else _day_of(row.published, row.fetched_at))
+        self._days.append(days)
 
     # -- matching -----------------------------------------------------------------------------
 
@@ -649,6 +681,17 @@ class Detector:
 
     def _shingles(self, seq: int) -> HashArray:
         return self._archive.get(seq) if seq < len(self._archive) else self._rows[seq].shingles
+
+    def _full_row(self, seq: int) -> StoredArticle:
+        """An article's row with what memory left on disk read back (not the text)."""
+        row = self._rows[seq]
+        if self._archive.has_details(seq):
+            title, url, byline, credit_text, fetched_at = self._archive.get_details(seq)
+            row = dataclasses.replace(row, title=title or "", url=url or "", byline=byline or "",
+                                      credit_text=credit_text, fetched_at=fetched_at or "")
+        if seq < len(self._archive):
+            row = dataclasses.replace(row, shingles=self._archive.get(seq))
+        return row
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -688,10 +731,8 @@ class Detector:
         """What was stored for an article: its fields, text, credit, current story and decision
         figures (``with_text=False``: the text is left empty, which saves reading it back)."""
         seq = self._seq_of(article_id)
-        row = self._rows[seq]
+        row = self._full_row(seq)
         story_id = self._rows[self._graph.story(seq)].id
-        if seq < len(self._archive):
-            row = dataclasses.replace(row, shingles=self._archive.get(seq))
         if self._keep_texts or self._store is None or not with_text:
             return row if row.story_id == story_id else dataclasses.replace(row, story_id=story_id)
         return dataclasses.replace(row, story_id=story_id, text=self._store.text(seq))
@@ -719,13 +760,13 @@ class Detector:
         canon_shingles = self._shingles(canon_seq)
         limit = self.config.match.template_docs
         common = self._shared.common(canon_shingles, limit)
-        members = [self._rows[m] for m in self._graph.members(story)]
+        members = [self._full_row(m) for m in self._graph.members(story)]
         # The story's source is known when its canonical copy is an agency's or some member credits one.
         sourced = canon.outlet_is_agency or any(r.credit for r in members)
         entries = []
         for row in members:
             is_canonical = row.id == canonical_id
-            shingles = canon_shingles if is_canonical else self._shingles(row.seq)
+            shingles = canon_shingles if is_canonical else row.shingles
             o = None if is_canonical else overlap(shingles, self._shared.common(shingles, limit),
                                                   canon_shingles, common)
             flags = []

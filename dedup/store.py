@@ -162,6 +162,11 @@ class SQLiteStore:
         row = self._db.execute("SELECT shingles FROM articles WHERE seq = ?", (seq,)).fetchone()
         return np.frombuffer(row[0], dtype="<u4").astype(np.uint32) if row else np.empty(0, dtype=np.uint32)
 
+    def details(self, seq: int, fields: tuple[str, ...]) -> tuple[str | None, ...]:
+        """Some plain columns of one article (names from the caller's fixed list)."""
+        row = self._db.execute(f"SELECT {', '.join(fields)} FROM articles WHERE seq = ?", (seq,)).fetchone()
+        return tuple(row) if row else (None,) * len(fields)
+
     def text(self, seq: int) -> str:
         row = self._db.execute("SELECT text FROM articles WHERE seq = ?", (seq,)).fetchone()
         return str(row[0]) if row else ""

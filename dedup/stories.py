@@ -34,6 +34,9 @@ class Update:
     stories: list[int]
 
 
+_NONE: frozenset[int] = frozenset()
+
+
 class StoryGraph:
     """Links between articles numbered 0, 1, 2, ... and the stories they form.
 
@@ -52,9 +55,12 @@ class StoryGraph:
     """
 
     def __init__(self) -> None:
-        self._links: list[set[int]] = []  # links between articles that are not leaves
-        self._leaf: dict[int, dict[int, float]] = {}  # leaf -> the articles it matches, with similarity
-        self._leaves_of: dict[int, set[int]] = {}  # article -> the leaves that match it
+        # Links between articles that are not leaves (one shared empty set for the many without).
+        self._links: list[set[int] | frozenset[int]] = []
+        # Leaf -> its best match so far as (similarity, article), None when it matches nothing:
+        # only the best match decides a leaf's story, so the others are not kept.
+        self._leaf: dict[int, tuple[float, int] | None] = {}
+        self._leaves_of: dict[int, set[int]] = {}  # article -> the leaves whose best match it is
         self._compilation: set[int] = set()
         self._story: list[int] = []  # the earliest member of each node's story (leaves aside)
         self._members: dict[int, list[int]] = {}
@@ -75,25 +81,34 @@ class StoryGraph:
         if any(not 0 <= x < node for x in linked):
             raise ValueError(f"node {node} can only link to earlier nodes, got {sorted(linked)}")
         weight = weights or {}
-        self._links.append(set())
+        self._links.append(_NONE)
         self._story.append(node)
         self._members[node] = [node]
         if leaf:
             # Links between two leaves say nothing: each matches the articles themselves.
-            self._leaf[node] = {x: float(weight.get(x, 0.0)) for x in linked if x not in self._leaf}
-            for x in self._leaf[node]:
-                self._leaves_of.setdefault(x, set()).add(node)
+            best = min(((float(weight.get(x, 0.0)), x) for x in linked if x not in self._leaf),
+                       key=lambda t: (-t[0], t[1]), default=None)
+            self._leaf[node] = best
+            if best is not None:
+                self._leaves_of.setdefault(best[1], set()).add(node)
             moved: dict[int, int] = {node: node}
             stories = {node}
             self._place([node], moved, stories)
             return Update(moved, sorted(s for s in stories if s in self._members))
         structural = {x for x in linked if x not in self._leaf}
         for e in linked - structural:
-            self._leaf[e][node] = float(weight.get(e, 0.0))
-            self._leaves_of.setdefault(node, set()).add(e)
-        self._links[node] = structural
+            w, old = float(weight.get(e, 0.0)), self._leaf[e]
+            if old is None or (-w, node) < (-old[0], old[1]):  # a better match than the leaf had
+                if old is not None:
+                    self._leaves_of[old[1]].discard(e)
+                self._leaf[e] = (w, node)
+                self._leaves_of.setdefault(node, set()).add(e)
+        self._links[node] = structural or _NONE
         for x in structural:
-            self._links[x].add(node)
+            if self._links[x] is _NONE:
+                self._links[x] = {node}
+            else:
+                self._links[x].add(node)  # type: ignore[union-attr]
         joined = self._joins_one_story(node, structural)
         if joined is not None:  # the usual case: a copy joins one story and changes nothing else
             bisect.insort(self._members[joined], node)
@@ -203,8 +218,8 @@ class StoryGraph:
     def _place(self, leaves: Iterable[int], moved: dict[int, int], stories: set[int]) -> None:
         """Put each leaf in the story of its best match (the most similar, then the earliest)."""
         for e in leaves:
-            targets = self._leaf[e]
-            story = self._story[min(targets, key=lambda x: (-targets[x], x))] if targets else e
+            best = self._leaf[e]
+            story = self._story[best[1]] if best is not None else e
             old = self._story[e]
             members = self._members.get(old)
             if members is not None and e in members and old != story:
@@ -261,7 +276,7 @@ def stories_of(links: Sequence[tuple[int, int]], nodes: int, leaves: Iterable[in
             around[a].add(b)
             around[b].add(a)
     graph = StoryGraph()
-    graph._links = around
+    graph._links = [*around]
     graph._compilation = {x for x in range(nodes) if x not in leaf and graph._splits(x)}
     graph._story = list(range(nodes))
     graph._members = {x: [x] for x in range(nodes)}

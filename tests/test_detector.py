@@ -305,7 +305,8 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
     # story appended still meet their stories, exactly as when nothing leaves memory.
     start = dt.datetime(2015, 1, 5, 6)
     keys = list(stories)
-    items = [art(k, stories[k], outlet="spa", published=str(start + dt.timedelta(days=30 * n)))
+    items = [art(k, stories[k], outlet="spa", published=str(start + dt.timedelta(days=30 * n)), title=f"عنوان {k}",
+                 url=f"https://spa.gov.sa/{k}", byline="الرياض - واس", fetched_at=str(start))
              for n, k in enumerate(keys)]
     items += [
         art("late", new_headline(stories[keys[0]]), published=str(start + dt.timedelta(days=1))),
@@ -323,10 +324,12 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
         expected = result(d)
     story = {article: s for article, s, _canonical in expected[0]}
     assert (story["late"], story["undated"], story["page#embedded-1"], story["cut"]) == (*keys[:3], "page")
-    with Detector.in_memory() as d:
-        d.add_many(items)
-        assert len(d._archive) > 0  # the archive is really used
-        assert result(d) == expected
+    for keep_texts in (True, False):  # without texts, display fields go to disk too
+        with Detector.in_memory(keep_texts=keep_texts) as d:
+            d.add_many(items)
+            assert len(d._archive) > 0  # the archive is really used
+            assert result(d) == expected
+            assert d.record(keys[0]).url == f"https://spa.gov.sa/{keys[0]}" and d.record(keys[0]).shingles.size
     with Detector.open(tmp_path) as d:
         d.add_many(items[:-3])
     with Detector.open(tmp_path) as d:  # archived from the store after a restart
