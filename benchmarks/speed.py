@@ -1,9 +1,12 @@
 """Throughput and peak memory of `dedup scan` beside the plain datasketch peer, in the same run.
 
     python benchmarks/speed.py [--input ../shared/eval/dev/items.jsonl] [--repeats 3]
+                               [--peers datasketch,rensa-lsh-sh5 --peer-python PEERS_VENV/bin/python]
 
-Prints the median wall time, docs/s and peak RSS of each, and the ratio of docs/s. The peer is
-../shared/peers/run_datasketch.py (word 5-grams, MinHashLSH 0.5, union of matches), called as is.
+Prints the median wall time, docs/s and peak RSS of each, and the ratio of docs/s against each
+peer. The default peer is ../shared/peers/run_datasketch.py (word 5-grams, MinHashLSH 0.5, union
+of matches), called as is with this interpreter (datasketch is a dependency of ours); the other
+peers need the venv ../shared/peers/README.md describes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scaling import PEERS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -39,18 +44,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--input", type=Path, default=SHARED / "eval" / "dev" / "items.jsonl")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--peers", default="datasketch", help=f"comma-separated, from: {', '.join(PEERS)}")
+    ap.add_argument("--peer-python", default=sys.executable, help="interpreter of the venv the peers are in")
     args = ap.parse_args()
-    peer = SHARED / "peers" / "run_datasketch.py"
-    if not args.input.exists() or not peer.exists():
-        print(f"skipped: {args.input} or {peer} is absent (../shared sits beside the repo)")
+    peers = [p for p in args.peers.split(",") if p]
+    for name in peers:
+        if name not in PEERS:
+            ap.error(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
+    if not args.input.exists() or not (SHARED / "peers").exists():
+        print(f"skipped: {args.input} or {SHARED / 'peers'} is absent (../shared sits beside the repo)")
         return 0
     with open(args.input, encoding="utf-8") as fh:
         docs = sum(1 for line in fh if line.strip())
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
             "dedup scan": [sys.executable, "-m", "dedup.cli", "scan", str(args.input), "-o", f"{tmp}/ours.jsonl", "-q"],
-            "datasketch peer": [sys.executable, str(peer), str(args.input), f"{tmp}/peer.jsonl"],
         }
+        for name in peers:
+            script, *options = PEERS[name]
+            commands[name] = [args.peer_python, str(SHARED / "peers" / script), str(args.input), f"{tmp}/{name}.jsonl",
+                              *options]
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(args.repeats):  # interleaved, so both see the same machine load
             for name, command in commands.items():
@@ -63,7 +76,8 @@ def main() -> int:
         rss = max(v[1] for v in values)
         rates[name] = docs / wall
         print(f"{name:18} {wall:9.2f} {rates[name]:9.0f} {rss:9.0f}")
-    print(f"speed ratio (dedup / datasketch peer): {rates['dedup scan'] / rates['datasketch peer']:.2f}x")
+    for name in peers:
+        print(f"speed ratio (dedup / {name}): {rates['dedup scan'] / rates[name]:.2f}x")
     print(json.dumps({k: round(v, 1) for k, v in rates.items()}))
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import time
 from collections import Counter
@@ -86,37 +87,40 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             copies += not row["is_canonical"]
             yield row
 
-    # The workers start (and import the engine) while the dump is read.
-    pool = worker_pool(workers) if workers > 1 and not match_only else None
-    try:
-        columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
-                          published=published_col, byline=byline_col)
-        # The dump is read (and sorted on disk when large) first; the articles then stream through.
-        with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns) as dump, \
-                Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
-            with _progress(len(dump), quiet) as progress:
-                if match_only:
-                    rows = _matched_rows(detector, dump, progress)
-                else:
-                    ids: set[str] = set()
+    # SIGTERM (a job scheduler stopping the run) unwinds like Ctrl-C: no partial output, no
+    # temporary files left behind.
+    with _sigterm_unwinds():
+        # The workers start (and import the engine) while the dump is read.
+        pool = worker_pool(workers) if workers > 1 and not match_only else None
+        try:
+            columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
+                              published=published_col, byline=byline_col)
+            # The dump is read (and sorted on disk when large) first; the articles then stream through.
+            with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns) as dump, \
+                    Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
+                with _progress(len(dump), quiet) as progress:
+                    if match_only:
+                        rows = _matched_rows(detector, dump, progress)
+                    else:
+                        ids: set[str] = set()
 
-                    def noting() -> Iterator[Any]:
-                        for article in dump:
-                            ids.add(article.id)
-                            yield article
+                        def noting() -> Iterator[Any]:
+                            for article in dump:
+                                ids.add(article.id)
+                                yield article
 
-                    detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress)
-                    rows = _item_rows(detector, ids)
-                write_table(counted(rows), output)
-            if clusters:
-                write_table((story_row(detector.story(s)) for s in sorted(sizes)), clusters)
-    except FileNotFoundError as exc:
-        raise click.ClickException(f"{exc.filename}: no such file") from None
-    except DedupError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+                        detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress)
+                        rows = _item_rows(detector, ids)
+                    write_table(counted(rows), output)
+                if clusters:
+                    write_table((story_row(detector.story(s)) for s in sorted(sizes)), clusters)
+        except FileNotFoundError as exc:
+            raise click.ClickException(f"{exc.filename}: no such file") from None
+        except DedupError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     for line in report.skipped:
         click.echo(f"skipped: {line}", err=True)
     if not quiet:
@@ -129,6 +133,23 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
         largest = [(story, n) for story, n in sizes.most_common(3) if n > 1]
         if largest:
             click.echo("largest stories: " + ", ".join(f"{story} ({n})" for story, n in largest))
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) here (so cleanup runs), as long as the block lasts."""
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

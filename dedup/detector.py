@@ -175,9 +175,18 @@ _signers: dict[SketchConfig, Signer] = {}
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes for :meth:`Detector.add_many`, already importing the engine.
 
-    Spawned, not forked: forking a process that runs threads (polars, the daemon) can deadlock.
+    Not forked from this process: forking a process that runs threads (polars, the daemon) can
+    deadlock. Where the platform has it, a fork server imports the engine once and forks the
+    workers from itself (one import for all of them); elsewhere they are spawned.
     """
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    context: multiprocessing.context.BaseContext
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload(["dedup.detector"])
+        context = server
+    else:
+        context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context)
     for _ in range(workers):
         pool.submit(_warm)
     return pool
@@ -551,8 +560,9 @@ class Detector:
         day = _day(article)
         # Count this article's shingles first: text it shares with many others is common now.
         self._count(p.shingles, p.embedded_in, day)
-        # An article appended to a page is often older than the page: it is compared with all.
-        links = self._verify(p.shingles, candidates, math.nan if p.embedded_in else day)
+        # An article appended to a page is often older than the page: it is compared more widely.
+        mc = self.config.match
+        links = self._verify(p.shingles, candidates, day, mc.embedded_window_days if p.embedded_in else mc.window_days)
         # An article appended to a page joins the story it matches best, and links nothing else.
         weights = {link.seq: round(link.similarity, 6) for link in links}
         update = self._graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
@@ -661,15 +671,17 @@ class Detector:
 
     # -- matching -----------------------------------------------------------------------------
 
-    def _verify(self, shingles: HashArray, candidates: npt.NDArray[np.int64], day: float) -> list[_Link]:
-        """The candidates that verification confirms as linked to a text, in seq order."""
+    def _verify(self, shingles: HashArray, candidates: npt.NDArray[np.int64], day: float,
+                window: int = 0) -> list[_Link]:
+        """The candidates that verification confirms as linked to a text, in seq order (those
+        published at most ``window`` days from ``day``, when it is known)."""
         mc = self.config.match
         if shingles.size == 0 or candidates.size == 0:
             return []
         seqs = candidates.tolist()
         if not math.isnan(day):
             days = self._days
-            seqs = [c for c in seqs if math.isnan(days[c]) or abs(days[c] - day) <= mc.window_days]
+            seqs = [c for c in seqs if math.isnan(days[c]) or abs(days[c] - day) <= window]
         if not seqs:
             return []
         common = self._shared.common(shingles, mc.template_docs)

@@ -29,9 +29,12 @@ class MatchConfig:
     Two articles are linked when at least ``min_shared`` specific shingles and a share
     ``threshold`` of the shorter one's specific shingles are common to both (template-aware
     containment), and they were published at most ``window_days`` calendar days apart (articles
-    with no known time are compared with all). A shingle is *specific* until it has been seen in
-    more than ``template_docs`` articles: wording that many articles share (boilerplate, the fixed
-    text of weather reports, market closes or congratulation cables) is not evidence of a copy.
+    with no known time are compared with all). An article appended to a page ("اقرأ أيضاً") is
+    often older than the page: it is compared with the articles of ``embedded_window_days``
+    around the page (comparing it with all history would cost time in proportion to history).
+    A shingle is *specific* until it has been seen in more than ``template_docs`` articles:
+    wording that many articles share (boilerplate, the fixed text of weather reports, market
+    closes or congratulation cables) is not evidence of a copy.
     Only the articles of the last ``template_window_days`` days count (a state that runs for
     years would otherwise find every phrase common). Each band proposes at most the
     ``bucket_limit`` most recent articles sharing its key.
@@ -44,6 +47,7 @@ class MatchConfig:
     template_docs: int = 12
     template_window_days: int = 14
     window_days: int = 3
+    embedded_window_days: int = 30
     bucket_limit: int = 16
     shared_text_slots_log2: int = 24
 
@@ -60,6 +64,8 @@ class MatchConfig:
             raise ValueError(f"template_window_days must be >= 1, got {self.template_window_days}")
         if self.window_days < 0:
             raise ValueError(f"window_days must be >= 0, got {self.window_days}")
+        if self.embedded_window_days < self.window_days:
+            raise ValueError(f"embedded_window_days must be >= window_days, got {self.embedded_window_days}")
         if not 16 <= self.shared_text_slots_log2 <= 30:
             raise ValueError("shared_text_slots_log2 must be between 16 and 30")
 

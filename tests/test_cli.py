@@ -220,7 +220,9 @@ def test_a_glob_matching_nothing_and_an_id_in_two_files_are_clear_errors(tmp_pat
     assert result.exit_code != 0 and "also in" in result.output and str(one) in result.output
 
 
-def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: dict[str, str]) -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: dict[str, str], signame: str) -> None:
+    import os
     import signal
     import subprocess
     import sys
@@ -230,15 +232,19 @@ def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: d
             for n in range(4000) for k, t in stories.items()]
     src = write_jsonl(tmp_path / "big.jsonl", rows)
     out = tmp_path / "out" / "items.parquet"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "dedup.cli", "scan", str(src), "-o", str(out), "-j", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
     time.sleep(2.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     out_text, err = proc.communicate(timeout=120)
     assert "Traceback" not in err and "items," not in out_text
     assert proc.returncode != 0, "the scan finished before it was interrupted: make the input larger"
     assert not out.exists()
     assert not list(out.parent.glob("*")) if out.parent.exists() else True
+    assert list(scratch.iterdir()) == []  # no temporary file left
 
 
 def test_renamed_columns_are_mapped_by_options(tmp_path: Path, stories: dict[str, str]) -> None:

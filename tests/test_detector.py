@@ -311,8 +311,8 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
     items += [
         art("late", new_headline(stories[keys[0]]), published=str(start + dt.timedelta(days=1))),
         art("undated", boilerplate(stories[keys[1]])),
-        art("page", appended(stories[keys[-1]], stories[keys[2]]), published=str(start + dt.timedelta(days=400))),
-        art("cut", first_half(stories[keys[-1]]), published=str(start + dt.timedelta(days=401))),
+        art("page", appended(stories[keys[-1]], stories[keys[2]]), published=str(start + dt.timedelta(days=80))),
+        art("cut", first_half(stories[keys[-1]]), published=str(start + dt.timedelta(days=81))),
     ]
     keep_all = DetectorConfig(match=MatchConfig(template_window_days=1_000_000))
 
