@@ -123,3 +123,12 @@ def test_batched_shingles_equal_one_text_at_a_time(lists: list[list[int]], n: in
         assert got.tolist() == one.tolist()
         expected_count = 0 if words.size == 0 else max(1, words.size - n + 1)
         assert 0 < got.size <= expected_count or got.size == expected_count == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ARABIC_HEAVY, st.text(max_size=12)), max_size=8))
+def test_tokens_normalized_together_equal_one_at_a_time(texts: list[str]) -> None:
+    from dedup.text.normalize import normalized_tokens
+
+    tokens = [t for text in texts for t in text.split()]
+    assert normalized_tokens(tokens) == [normalized_words(t) for t in tokens]

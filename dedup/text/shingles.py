@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from dedup.text.normalize import normalized_words
+from dedup.text.normalize import normalized_lines, normalized_words
 
 HashArray = npt.NDArray[np.uint32]
 
@@ -60,18 +60,11 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
         if len(single) + len(multi) >= _MEMO_LIMIT:
             single.clear()
             multi.clear()
+        _learn([t for t, h in zip(tokens, found, strict=True) if h is None and t not in multi], seed, single, multi)
         spliced: list[int] = []  # positions of tokens with several words
         for i in [i for i, h in enumerate(found) if h is None]:
             token = tokens[i]
             h = single.get(token)
-            if h is None and token not in multi:
-                hashes = [xxhash.xxh64_intdigest(w.encode("utf-8"), seed) for w in normalized_words(token)]
-                if len(hashes) == 1 and hashes[0] != 0:
-                    h = single[token] = hashes[0]
-                elif not hashes:
-                    h = single[token] = 0
-                else:
-                    multi[token] = tuple(hashes)
             if h is None:
                 spliced.append(i)
             else:
@@ -83,6 +76,37 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
         kept: npt.NDArray[np.uint64] = out[out != 0]
         return kept
     return out
+
+
+def _learn(tokens: list[str], seed: int, single: dict[str, int], multi: dict[str, tuple[int, ...]]) -> None:
+    """Memoize the word hashes of new white-space tokens (normalized together)."""
+    unique = list(dict.fromkeys(tokens))
+    hash64 = xxhash.xxh64_intdigest
+    for token, line in zip(unique, normalized_lines(unique), strict=True):
+        if line is None:  # a character the one-pass table does not cover
+            words = normalized_words(token)
+        elif " " in line:
+            words = line.split()
+        elif line:  # the usual case: one word
+            h = hash64(line.encode("utf-8"), seed)
+            if h:
+                single[token] = h
+                continue
+            words = [line]
+        else:
+            single[token] = 0
+            continue
+        _remember(token, [hash64(w.encode("utf-8"), seed) for w in words], single, multi)
+
+
+def _remember(token: str, hashes: list[int], single: dict[str, int], multi: dict[str, tuple[int, ...]]) -> None:
+    """A token's word hashes: one non-zero hash in ``single``, none as 0 there, else in ``multi``."""
+    if len(hashes) == 1 and hashes[0] != 0:
+        single[token] = hashes[0]
+    elif not hashes:
+        single[token] = 0
+    else:
+        multi[token] = tuple(hashes)
 
 
 def _splice(found: list[int | None], at: list[int], several: list[tuple[int, ...]]) -> npt.NDArray[np.uint64]:
