@@ -60,16 +60,11 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
         if len(single) + len(multi) >= _MEMO_LIMIT:
             single.clear()
             multi.clear()
-        _learn([t for t, h in zip(tokens, found, strict=True) if h is None and t not in multi], seed, single, multi)
-        spliced: list[int] = []  # positions of tokens with several words
-        for i in [i for i, h in enumerate(found) if h is None]:
-            token = tokens[i]
-            h = single.get(token)
-            if h is None:
-                spliced.append(i)
-            else:
-                found[i] = h
-        if spliced:
+        new = [t for t, h in zip(tokens, found, strict=True) if h is None]
+        _learn([t for t in new if t not in multi] if multi else new, seed, single, multi)
+        found = list(map(single.get, tokens))
+        if None in found:  # tokens with several words
+            spliced = [i for i, h in enumerate(found) if h is None]
             return _splice(found, spliced, [multi[tokens[i]] for i in spliced])
     out = np.array(found, dtype=np.uint64)
     if 0 in found:  # tokens without a word
