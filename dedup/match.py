@@ -200,13 +200,10 @@ class BandIndex:
         limit = self.bucket_limit
         queries: list[_Int64Array] = []  # flat (article, band) index of each match
         earlier: list[_Int64Array] = []
-        # Inside the batch: among equal keys (stable order = arrival order), every earlier one.
+        # Inside the batch first (its articles are the most recent): among equal keys (stable
+        # order = arrival order), every earlier one, or the `limit` latest.
         order = np.argsort(flat, kind="stable")
         ordered = flat[order]
-        for keys, seqs in self._runs:
-            owner, found = self._lookup(order, ordered, keys, seqs, limit)
-            queries.append(owner)
-            earlier.append(found)
         new_group = np.ones(n * self.bands, dtype=bool)
         new_group[1:] = ordered[1:] != ordered[:-1]
         group_start = np.maximum.accumulate(np.where(new_group, np.arange(ordered.size), 0))
@@ -215,18 +212,25 @@ class BandIndex:
         owner, before = _ranges(first.astype(np.int64), position - first)
         queries.append(order[owner])
         earlier.append(nums[owner_of[order[before]]])
+        # Then the runs, newest first (every article of a run came after those of the runs before
+        # it): each (article, band) takes what it still lacks of `limit` from each run, so the
+        # ones found are the `limit` most recent without sorting them all.
+        need = None if limit is None else limit - (position - first)
+        wanted = np.arange(ordered.size, dtype=np.int64)
+        for keys, seqs in reversed(self._runs):
+            if need is not None:
+                wanted = wanted[need[wanted] > 0]
+                if wanted.size == 0:
+                    break
+            found_at, found = self._lookup(wanted, ordered[wanted], keys, seqs,
+                                           None if need is None else need[wanted])
+            queries.append(order[found_at])
+            earlier.append(found)
+            if need is not None:
+                need -= np.bincount(found_at, minlength=need.size)
         self._push(ordered, nums[owner_of[order]])
         query = np.concatenate(queries)
         found = np.concatenate(earlier)
-        if limit is not None and query.size:
-            # The `limit` most recent per (article, band), whichever run they came from: one
-            # int64 key sorts by query, then by number descending (lexsort is far slower).
-            top = np.int64(int(max(nums.max(), found.max())) + 1)
-            key = np.sort(query * top + (top - 1 - found))
-            query, found = key // top, top - 1 - key % top
-            starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
-            rank = np.arange(query.size) - np.repeat(starts, np.diff(np.r_[starts, query.size]))
-            query, found = query[rank < limit], found[rank < limit]
         pairs_later = owner_of[query]
         keep = nums[pairs_later] != found
         # One int64 key a pair (batch position, earlier number): a flat sort, not a row-wise unique.
@@ -249,9 +253,9 @@ class BandIndex:
 
     @staticmethod
     def _lookup(order: _Int64Array, needles: _KeyArray, keys: _KeyArray, seqs: npt.NDArray[np.int32],
-                limit: int | None = None) -> tuple[_Int64Array, _Int64Array]:
+                limit: int | _Int64Array | None = None) -> tuple[_Int64Array, _Int64Array]:
         # Searching sorted needles (``needles = flat[order]``) walks the run once (numpy narrows
-        # each search by the last).
+        # each search by the last). ``limit`` may differ per needle.
         lo = np.searchsorted(keys, needles, side="left")
         hi = np.searchsorted(keys, needles, side="right")
         if limit is not None:  # equal keys are in arrival order: the most recent are last
