@@ -111,9 +111,6 @@ class Dump:
     the same rule as within one: with the same content it is dropped and counted, with other
     content it is a bad row (the first is kept). The temporary folder goes when the dump is
     closed.
-
-    >>> with Dump([Path("examples/articles.jsonl")], ReadReport()) as dump:  # doctest: +SKIP
-    ...     total, first = len(dump), next(iter(dump))
     """
 
     def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
