@@ -335,3 +335,15 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
     with Detector.open(tmp_path) as d:  # archived from the store after a restart
         d.add_many(items[-3:])
         assert len(d._archive) > 0 and result(d) == expected
+
+
+def test_an_appended_article_is_matched_within_the_embedded_window_only(stories: dict[str, str]) -> None:
+    # An article appended to a page is compared with the articles of 30 days around the page.
+    text, page_text = stories["summit"], stories["tech"]
+    for days_later, joins in ((20, True), (60, False)):
+        with Detector.in_memory() as d:
+            d.add(art("old", text, published="2015-03-01 08:00"))
+            page = d.add(art("page", appended(page_text, text), published=f"2015-0{3 + days_later // 30}-"
+                                                                           f"{1 + days_later % 30:02d} 08:00"))
+            segment = page.embedded[0]
+        assert (segment.story_id == "old") is joins, (days_later, segment)
