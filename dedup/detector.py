@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import heapq
 import itertools
-import json
+import marshal
 import math
 import multiprocessing
 import os
@@ -281,7 +281,8 @@ class _Archive:
     def put_details(self, seq: int, details: tuple[str | None, ...]) -> None:
         if seq != len(self._detail_sizes):
             raise AssertionError(f"article {seq} archived out of order (expected {len(self._detail_sizes)})")
-        data = b"" if self._store is not None else json.dumps(details, ensure_ascii=False).encode()
+        # marshal: this process wrote the file and reads it back (several times faster than json).
+        data = b"" if self._store is not None else marshal.dumps(details)
         self._detail_sizes.append(len(data))
         self._detail_starts.append(self._append(data) if data else 0)
 
@@ -291,7 +292,8 @@ class _Archive:
     def get_details(self, seq: int) -> tuple[str | None, ...]:
         if self._store is not None:
             return self._store.details(seq, _DETAILS)
-        return tuple(json.loads(self._read(self._detail_starts[seq], self._detail_sizes[seq])))
+        details: tuple[str | None, ...] = marshal.loads(self._read(self._detail_starts[seq], self._detail_sizes[seq]))
+        return details
 
     def close(self) -> None:
         if self._file is not None:
@@ -353,7 +355,7 @@ class Detector:
         pending = next(links, None)
         for row in store.load(with_text=self._keep_texts):
             self._count(row.shingles, row.embedded_in, _day_of(row.published, row.fetched_at))
-            self._remember(row)
+            self._remember(row, math.nan if row.embedded_in else _day_of(row.published, row.fetched_at))
             earlier: dict[int, float] = {}
             while pending is not None and pending[0] == row.seq:
                 earlier[pending[1]] = pending[2]
@@ -436,7 +438,7 @@ class Detector:
                 decided: list[Decision] = []
                 for chunk in itertools.chain([head] if head else [], _batched(stream, chunk_size)):
                     self._refuse_changed_ids(chunk)
-                    done = self._add_batch(prepare_many(chunk, config))
+                    done = self._add_batch(prepare_many(chunk, config), keep)
                     if keep:
                         decided += done
                     if progress is not None:
@@ -455,7 +457,7 @@ class Detector:
                 chunk, future = pending.popleft()
                 self._refuse_changed_ids(chunk)
                 sketches = future.result().unpack()
-                done = self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)])
+                done = self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)], keep)
                 if keep:
                     decisions.extend(done)
                 if progress is not None:
@@ -496,7 +498,8 @@ class Detector:
             self._replay(self._store)
             raise
 
-    def _add_batch(self, batch: list[Prepared]) -> list[Decision]:
+    def _add_batch(self, batch: list[Prepared], keep: bool = True) -> list[Decision]:
+        """Add a batch; its decisions (one a page, its appended articles inside), when ``keep``."""
         # Appended articles split off a page follow it, as articles of their own.
         prepared: list[Prepared] = []
         for p in batch:
@@ -523,7 +526,9 @@ class Detector:
         empty = np.empty(0, dtype=np.int64)
         decisions: list[Decision] = []
         for i, p in enumerate(prepared):
-            decision = self._add_one(p, found.get(i, empty))
+            decision = self._add_one(p, found.get(i, empty), keep)
+            if decision is None:
+                continue
             if p.embedded_in is None:
                 decisions.append(decision)
             else:  # reported with its page
@@ -548,14 +553,14 @@ class Detector:
                 raise DuplicateIdError(a.id)
             seen[a.id] = digest
 
-    def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64]) -> Decision:
+    def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64], keep: bool = True) -> Decision | None:
         article = p.article
         digest = p.sketch.digest
         known = self._seq.get(article.id)
         if known is not None:
             if self._rows[known].content_hash != digest:
                 raise DuplicateIdError(article.id)
-            return self._decision_of(known, "unchanged")
+            return self._decision_of(known, "unchanged") if keep else None
         seq = len(self._rows)
         day = _day(article)
         # Count this article's shingles first: text it shares with many others is common now.
@@ -579,6 +584,13 @@ class Detector:
         best = min(inside, key=lambda link: (-link.containment, -link.similarity, link.seq), default=None)
         credits = p.sketch.credits
         credit = credits[0] if credits else None
+        # Without a store the row is built as memory keeps it (nothing reads the rest back); a
+        # detector that keeps no texts keeps the display fields in the archive.
+        stored = self._store is not None
+        details = None
+        if not self._keep_texts:
+            details = (article.title, article.url, article.byline, credit.text if credit else None, article.fetched_at)
+        blank = details is not None and not stored
         row = StoredArticle(
             seq=seq,
             id=article.id,
@@ -588,24 +600,23 @@ class Detector:
             best_match_id=self._rows[best.seq].id if best else None,
             similarity=round(best.similarity, 4) if best else 0.0,
             containment=round(best.containment, 4) if best else 0.0,
-            title=article.title,
-            url=article.url,
+            title="" if blank else article.title,
+            url="" if blank else article.url,
             outlet=article.outlet,
             published=article.published,
-            byline=article.byline,
-            fetched_at=article.fetched_at,
+            byline="" if blank else article.byline,
+            fetched_at="" if blank else article.fetched_at,
             outlet_is_agency=article.outlet_is_agency or (p.sketch.agency_outlet and p.embedded_in is None),
             credit=credit.label if credit else None,
             credit_where=credit.where if credit else None,
-            credit_text=credit.text if credit else None,
+            credit_text=None if blank or not credit else credit.text,
             credit_via=" > ".join(c.label for c in credits[1:]) or None,
             embedded_in=p.embedded_in,
             shingles=p.shingles,
-            # Without a store nothing reads these back: the row is built as memory keeps it.
-            signature=p.signature if self._store is not None else _NO_SIGNATURE,
-            text=article.text if self._store is not None or self._keep_texts else "",
+            signature=p.signature if stored else _NO_SIGNATURE,
+            text=article.text if stored or self._keep_texts else "",
         )
-        self._remember(row)
+        self._remember(row, math.nan if p.embedded_in else day, details)
         if grew and story in self._top2:
             self._top2[story] = sorted([*self._top2[story], self._facts[seq]], key=CanonicalFacts.rank)[:2]
         if self._store is not None:
@@ -614,7 +625,7 @@ class Detector:
             moved = [(self._rows[root].id, node) for node, root in update.moved.items() if node != seq]
             if moved:
                 self._store.move(moved)
-        return self._decision_of(seq, kind)
+        return self._decision_of(seq, kind) if keep else None
 
     def _count(self, shingles: HashArray, embedded_in: str | None, day: float) -> None:
         """Count an article's shingles as text shared by articles (before matching it), and stop
@@ -643,18 +654,24 @@ class Detector:
             rows[row.seq] = dataclasses.replace(row, shingles=_NO_SHINGLES)
             self._counted_from += 1
 
-    def _remember(self, row: StoredArticle) -> None:
-        """Keep a stored article in memory (its story is the graph's business).
+    def _remember(self, row: StoredArticle, day: float,
+                  details: tuple[str | None, ...] | None = None) -> None:
+        """Keep a stored article in memory (its story is the graph's business); ``day`` is its
+        :func:`_day_of`, NaN for an appended article.
 
         The signature is already in the band index, and the text stays in the store (or is kept
-        only when asked): neither is held here.
+        only when asked): neither is held here. A detector that keeps no texts (a bulk load or
+        a long-running state) archives the display fields (``details``, else read from ``row``).
         """
-        if row.signature.size or (row.text and not self._keep_texts):
-            row = dataclasses.replace(row, signature=_NO_SIGNATURE, text=row.text if self._keep_texts else "")
-        days = math.nan if row.embedded_in else _day_of(row.published, row.fetched_at)
-        if not self._keep_texts:  # a bulk load or a long-running state: display fields on disk
-            self._archive.put_details(row.seq, tuple(getattr(row, f) for f in _DETAILS))
-            row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="")
+        if not self._keep_texts:
+            if details is None:
+                details = tuple(getattr(row, f) for f in _DETAILS)
+            self._archive.put_details(row.seq, details)
+            if row.title or row.url or row.byline or row.credit_text or row.fetched_at or row.text or row.signature.size:
+                row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="",
+                                          text="", signature=_NO_SIGNATURE)
+        elif row.signature.size:
+            row = dataclasses.replace(row, signature=_NO_SIGNATURE)
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
@@ -667,7 +684,7 @@ class Detector:
                 embedded=row.embedded_in is not None,
             )
         )
-        self._days.append(days)
+        self._days.append(day)
 
     # -- matching -----------------------------------------------------------------------------
 

@@ -348,9 +348,13 @@ def _jsonl_blocks(path: str, report: ReadReport | None, skip_bad: bool) -> Itera
         yield line, tail
 
 
+# A blank line, or one that starts with a space (one regex pass: `in` on bytes is several times slower).
+_BLANK_OR_INDENTED = re.compile(rb"\n(?:\n|\r\n| )")
+
+
 def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Columns) -> list[_Row] | None:
     """The rows of a clean block of JSONL lines read by polars, or None for the checking way."""
-    if not data or data[:1].isspace() or b"\n\n" in data or b"\n\r\n" in data or b"\n " in data:
+    if not data or data[:1].isspace() or _BLANK_OR_INDENTED.search(data):
         return None
     if _non_string_value(data, columns):
         return None
