@@ -667,7 +667,7 @@ class Detector:
             if details is None:
                 details = tuple(getattr(row, f) for f in _DETAILS)
             self._archive.put_details(row.seq, details)
-            if row.title or row.url or row.byline or row.credit_text or row.fetched_at or row.text or row.signature.size:
+            if any((row.title, row.url, row.byline, row.credit_text, row.fetched_at, row.text, row.signature.size)):
                 row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="",
                                           text="", signature=_NO_SIGNATURE)
         elif row.signature.size:

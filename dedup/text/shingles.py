@@ -23,16 +23,9 @@ _POSITION_MULTIPLIERS = np.array(
     dtype=np.uint64,
 )
 _MEMO_LIMIT = 1_000_000
-_single: dict[int, dict[str, int]] = {}
-_multi: dict[int, dict[str, tuple[int, ...]]] = {}
-
-
-def _memos(seed: int) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
-    single = _single.get(seed)
-    if single is None:
-        single = _single[seed] = {}
-        _multi[seed] = {}
-    return single, _multi[seed]
+# Per seed: white-space token -> the xxh64 of each of its normalized words, as little-endian
+# uint64 bytes (8 for the usual one word, none for punctuation, more for "2015/07/21").
+_memo: dict[int, dict[str, bytes]] = {}
 
 
 def words(text: str) -> list[str]:
@@ -49,71 +42,35 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
 
     Normalization never joins or splits across white space (a property test holds this), so
     the text is cut at white space and each distinct token is normalized and hashed once, then
-    memoized per seed: news vocabulary repeats, and most tokens cost one dictionary lookup
-    done in C by ``map``. A token with no word (punctuation) is remembered as 0; a token with
-    several words (``2015/07/21``), or whose single word hashes to 0, in a second memo.
+    memoized per seed as the bytes of its word hashes: news vocabulary repeats, so most tokens
+    cost one dictionary lookup, and joining the bytes (in C) gives the array without a Python
+    integer per word.
     """
-    single, multi = _memos(seed)
+    memo = _memo.get(seed)
+    if memo is None:
+        memo = _memo[seed] = {}
     tokens = text.split()
-    found: list[int | None] = list(map(single.get, tokens))
-    if None in found:
-        if len(single) + len(multi) >= _MEMO_LIMIT:
-            single.clear()
-            multi.clear()
-        new = [t for t, h in zip(tokens, found, strict=True) if h is None]
-        _learn([t for t in new if t not in multi] if multi else new, seed, single, multi)
-        found = list(map(single.get, tokens))
-        if None in found:  # tokens with several words
-            spliced = [i for i, h in enumerate(found) if h is None]
-            return _splice(found, spliced, [multi[tokens[i]] for i in spliced])
-    out = np.array(found, dtype=np.uint64)
-    if 0 in found:  # tokens without a word
-        kept: npt.NDArray[np.uint64] = out[out != 0]
-        return kept
-    return out
+    try:
+        data = b"".join(map(memo.__getitem__, tokens))
+    except KeyError:  # tokens not met before
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        _learn(tokens, seed, memo)
+        data = b"".join(map(memo.__getitem__, tokens))
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
 
 
-def _learn(tokens: list[str], seed: int, single: dict[str, int], multi: dict[str, tuple[int, ...]]) -> None:
-    """Memoize the word hashes of new white-space tokens (normalized together)."""
-    unique = list(dict.fromkeys(tokens))
+def _learn(tokens: list[str], seed: int, memo: dict[str, bytes]) -> None:
+    """Memoize the word hashes of the tokens not in ``memo`` (normalized together)."""
+    unique = [t for t in dict.fromkeys(tokens) if t not in memo]
     hash64 = xxhash.xxh64_intdigest
     for token, line in zip(unique, normalized_lines(unique), strict=True):
-        if line is None:  # a character the one-pass table does not cover
-            words = normalized_words(token)
-        elif " " in line:
-            words = line.split()
-        elif line:  # the usual case: one word
-            h = hash64(line.encode("utf-8"), seed)
-            if h:
-                single[token] = h
-                continue
-            words = [line]
-        else:
-            single[token] = 0
+        if line and " " not in line:  # the usual case: one word
+            memo[token] = hash64(line.encode("utf-8"), seed).to_bytes(8, "little")
             continue
-        _remember(token, [hash64(w.encode("utf-8"), seed) for w in words], single, multi)
-
-
-def _remember(token: str, hashes: list[int], single: dict[str, int], multi: dict[str, tuple[int, ...]]) -> None:
-    """A token's word hashes: one non-zero hash in ``single``, none as 0 there, else in ``multi``."""
-    if len(hashes) == 1 and hashes[0] != 0:
-        single[token] = hashes[0]
-    elif not hashes:
-        single[token] = 0
-    else:
-        multi[token] = tuple(hashes)
-
-
-def _splice(found: list[int | None], at: list[int], several: list[tuple[int, ...]]) -> npt.NDArray[np.uint64]:
-    """The word hashes in order: one per single-word token, several where ``at`` says."""
-    pieces: list[int] = []
-    previous = 0
-    for i, hashes in zip(at, several, strict=True):
-        pieces += [h for h in found[previous:i] if h]
-        pieces += hashes  # a word of these may hash to 0: it is kept
-        previous = i + 1
-    pieces += [h for h in found[previous:] if h]
-    return np.array(pieces, dtype=np.uint64)
+        # Several words, none, or a character the one-pass table does not cover.
+        found = normalized_words(token) if line is None else line.split()
+        memo[token] = b"".join(hash64(w.encode("utf-8"), seed).to_bytes(8, "little") for w in found)
 
 
 def shingle_hashes_of_words(hashes: npt.NDArray[np.uint64], n: int = 3) -> HashArray:
