@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from dedup._errors import DedupError
-from dedup.detector import Detector, default_workers, worker_pool
+from dedup.detector import Detector, DetectorConfig, SketchAhead, default_workers, worker_pool
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,7 +96,11 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
-            with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns) as dump, \
+            # The workers sketch the articles as they are read (the order does not matter to
+            # them); the detector then adds them in time order.
+            ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
+            with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns,
+                      on_read=ahead.submit if ahead is not None else None) as dump, \
                     Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
                 with _progress(len(dump), quiet) as progress:
                     if match_only:
@@ -109,7 +113,8 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                                 ids.add(article.id)
                                 yield article
 
-                        detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress)
+                        detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress,
+                                         ahead=ahead)
                         rows = _item_rows(detector, ids)
                     write_table(counted(rows), output)
                 if clusters:
@@ -186,8 +191,8 @@ def _matched_rows(detector: Detector, articles: Iterable[Any],
 
 def _item_rows(detector: Detector, ids: set[str]) -> Iterator[dict[str, Any]]:
     """One row per article of the dump (and per article split off its pages), in the order added."""
-    for article_id, story, canonical in detector.assignments():
-        row = detector.record(article_id, with_text=False)
+    for row, story, canonical in detector.brief_records():
+        article_id = row.id
         if article_id not in ids and row.embedded_in not in ids:
             continue
         yield {

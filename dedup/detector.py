@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import datetime
+import functools
 import heapq
 import itertools
 import marshal
@@ -162,6 +163,72 @@ def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches
     credits += [detect_credits(text) for text in segments]
     agency = [agency_of_outlet(r[3], r[2]) is not None for r in rows]
     return _PackedSketches(flat, bounds, signatures, digests, credits, parents, segments, agency)
+
+
+class SketchAhead:
+    """Sketches computed by a worker pool before the articles are added, in whatever order they
+    are met (e.g. while a dump is still being read and sorted).
+
+    The steps it runs are pure, so a sketch computed ahead is the one :meth:`Detector.add_all`
+    would compute: handing one to it (``ahead=``) changes when the work is done, never a
+    result. At most ``limit`` articles are sketched ahead (what is held until they are added);
+    the others are sketched as they are added, as usual.
+    """
+
+    def __init__(self, pool: Executor, config: SketchConfig, limit: int = 20_000) -> None:
+        self._pool = pool
+        self.config = config
+        self._room = limit
+        # article id -> (its fields, the chunk's future, place in the chunk)
+        self._where: dict[str, tuple[_Fields, Future[_PackedSketches], int]] = {}
+        self._unpacked: dict[Future[_PackedSketches], list[Sketch]] = {}
+        self._left: dict[Future[_PackedSketches], int] = {}
+
+    def submit(self, articles: list[Article]) -> None:
+        """Start sketching these articles (as many as there is room for)."""
+        articles = [a for a in articles[: max(self._room, 0)] if a.id not in self._where]
+        if not articles:
+            return
+        fields = [_fields(a) for a in articles]
+        future = self._pool.submit(_sketch_fields, fields, self.config)
+        self._room -= len(articles)
+        self._left[future] = len(articles)
+        for place, (a, f) in enumerate(zip(articles, fields, strict=True)):
+            self._where[a.id] = (f, future, place)
+
+    def _take(self, chunk: list[Article], config: SketchConfig) -> Callable[[], list[Sketch]]:
+        """What gives the sketches of ``chunk``: those computed ahead, and the rest submitted now."""
+        found: list[tuple[int, Future[_PackedSketches], int]] = []
+        rest: list[int] = []
+        for i, a in enumerate(chunk):
+            entry = self._where.pop(a.id, None) if config == self.config else None
+            if entry is not None and entry[0] == _fields(a):
+                found.append((i, entry[1], entry[2]))
+            else:
+                rest.append(i)
+        later = self._pool.submit(_sketch_fields, [_fields(chunk[i]) for i in rest], config) if rest else None
+
+        def sketches() -> list[Sketch]:
+            out: list[Sketch | None] = [None] * len(chunk)
+            for i, future, place in found:
+                unpacked = self._unpacked.get(future)
+                if unpacked is None:
+                    unpacked = self._unpacked[future] = future.result().unpack()
+                out[i] = unpacked[place]
+                self._left[future] -= 1
+                if not self._left[future]:  # every article of it taken: let it go
+                    del self._left[future]
+                    self._unpacked.pop(future, None)
+            if later is not None:
+                for i, sketch in zip(rest, later.result().unpack(), strict=True):
+                    out[i] = sketch
+            return [k for k in out if k is not None]
+
+        return sketches
+
+
+def _unpack(future: Future[_PackedSketches]) -> list[Sketch]:
+    return future.result().unpack()
 
 
 def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared]:
@@ -389,9 +456,11 @@ class Detector:
         return self.add_many([article])[0]
 
     def add_all(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000,
-                pool: Executor | None = None, progress: Callable[[int], None] | None = None) -> int:
+                pool: Executor | None = None, progress: Callable[[int], None] | None = None,
+                ahead: SketchAhead | None = None) -> int:
         """Add articles like :meth:`add_many`, keeping no :class:`Decision` for each (for bulk
         loads of millions: read the results with :meth:`assignments` and :meth:`record`).
+        ``ahead`` holds sketches computed before (its pool is then used).
         Returns how many articles were read."""
         counted = 0
 
@@ -401,7 +470,9 @@ class Detector:
                 counted += 1
                 yield article
 
-        self._add(counting(), workers, chunk_size, pool, progress, keep=False)
+        if ahead is not None:
+            pool = ahead._pool
+        self._add(counting(), workers, chunk_size, pool, progress, keep=False, ahead=ahead)
         return counted
 
     def add_many(self, articles: Iterable[Article], *, workers: int = 1, chunk_size: int = 1000,
@@ -424,7 +495,8 @@ class Detector:
         return self._add(articles, workers, chunk_size, pool, progress, keep=True)
 
     def _add(self, articles: Iterable[Article], workers: int, chunk_size: int, pool: Executor | None,
-             progress: Callable[[int], None] | None, *, keep: bool) -> list[Decision]:
+             progress: Callable[[int], None] | None, *, keep: bool, ahead: SketchAhead | None = None
+             ) -> list[Decision]:
         config = self.config.sketch
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -447,16 +519,16 @@ class Detector:
 
             return self._in_transaction(in_chunks)
         self._check_open()
-        ahead = max(workers, 1) + 1  # chunks in flight: enough to keep every worker busy
+        in_flight = max(workers, 1) + 1  # chunks in flight: enough to keep every worker busy
 
         def run(executor: Executor) -> list[Decision]:
             decisions: list[Decision] = []
-            pending: deque[tuple[list[Article], Future[_PackedSketches]]] = deque()
+            pending: deque[tuple[list[Article], Callable[[], list[Sketch]]]] = deque()
 
             def add_next() -> None:
-                chunk, future = pending.popleft()
+                chunk, sketched = pending.popleft()
                 self._refuse_changed_ids(chunk)
-                sketches = future.result().unpack()
+                sketches = sketched()
                 done = self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)], keep)
                 if keep:
                     decisions.extend(done)
@@ -464,8 +536,12 @@ class Detector:
                     progress(len(chunk))
 
             for chunk in itertools.chain([head], _batched(stream, chunk_size)):
-                pending.append((chunk, executor.submit(_sketch_fields, [_fields(a) for a in chunk], config)))
-                if len(pending) > ahead:
+                if ahead is not None:
+                    pending.append((chunk, ahead._take(chunk, config)))
+                else:
+                    future = executor.submit(_sketch_fields, [_fields(a) for a in chunk], config)
+                    pending.append((chunk, functools.partial(_unpack, future)))
+                if len(pending) > in_flight:
                     add_next()
             while pending:
                 add_next()
@@ -850,6 +926,17 @@ class Detector:
                 if len(found) >= limit:
                     break
         return [self._story(s) for s in found]
+
+    def brief_records(self) -> Iterator[tuple[StoredArticle, str, str]]:
+        """(record, story id, canonical id) for every article, in the order they were added,
+        with only what memory holds: the decision figures, outlet, published and credit, but
+        no text, shingles or display fields (title, url, byline, credit text, first seen), and
+        ``story_id`` as first decided (the current story is the second item). Cheap for
+        millions of articles; :meth:`record` has the whole of one."""
+        rows = self._rows
+        for seq, row in enumerate(rows):
+            story = self._graph.story(seq)
+            yield row, rows[story].id, self._canonical_of(story)[0]
 
     def assignments(self) -> Iterator[tuple[str, str, str]]:
         """(article id, story id, canonical id) for every article, in the order they were added."""

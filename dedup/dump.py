@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -110,11 +110,13 @@ class Dump:
     a dump larger than memory is read without holding it. An id repeated across files follows
     the same rule as within one: with the same content it is dropped and counted, with other
     content it is a bad row (the first is kept). The temporary folder goes when the dump is
-    closed.
+    closed. ``on_read`` is called with the articles as they are read (in file order, a thousand
+    at a time), e.g. to start the work that does not depend on the order.
     """
 
     def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
-                 columns: Columns | None = None, run_rows: int | None = None) -> None:
+                 columns: Columns | None = None, run_rows: int | None = None,
+                 on_read: Callable[[list[Article]], None] | None = None) -> None:
         self._paths = paths
         self._report = report
         self._skip_bad = skip_bad
@@ -124,6 +126,7 @@ class Dump:
         self._runs: list[Path] = []
         self._memory: list[Article] = []
         self._count = 0
+        self._on_read = on_read
 
     def __enter__(self) -> Dump:
         try:
@@ -148,15 +151,22 @@ class Dump:
     def _read(self) -> None:
         seen: dict[str, tuple[int, int]] = {}
         batch: list[Article] = []
+        read = 0
         for index, path in enumerate(self._paths):
             for article in _unique(_rows_of(str(path), self._columns, self._report, self._skip_bad), str(path),
                                    self._report, self._skip_bad, _unit_of(str(path)), seen, index,
                                    self._paths):
                 batch.append(article)
                 self._count += 1
+                if self._on_read is not None and (len(batch) - read >= _ON_READ_ROWS
+                                                  or len(batch) >= self._run_rows):
+                    self._on_read(batch[read:])
+                    read = len(batch)
                 if len(batch) >= self._run_rows:
                     self._spill(batch)
-                    batch = []
+                    batch, read = [], 0
+        if self._on_read is not None and len(batch) > read:
+            self._on_read(batch[read:])
         batch.sort(key=time_order_key)
         if self._runs:
             self._spill(batch)
@@ -183,6 +193,7 @@ class Dump:
 
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
+_ON_READ_ROWS = 1000
 _RUN_BLOCK = 500
 
 

@@ -392,6 +392,24 @@ def test_the_dump_reader_streams_in_time_order_and_names_lines_in_later_blocks(
         assert len(dump) == 39 and len(report.skipped) == 1
 
 
+def test_the_dump_reader_hands_every_article_read_to_on_read_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dedup.dump
+    from dedup.dump import Dump, ReadReport
+
+    monkeypatch.setattr(dedup.dump, "_ON_READ_ROWS", 4)
+    rows = [{"id": f"n{i}", "text": f"نص رقم {i}", "published": f"2015-07-{20 - i % 7:02d} 10:00:00"}
+            for i in range(30)]
+    rows.append(dict(rows[3]))  # a repeated id with the same content is dropped, not handed on
+    seen: list[list[str]] = []
+    with Dump([write_jsonl(tmp_path / "in.jsonl", rows)], ReadReport(), run_rows=7,
+              on_read=lambda batch: seen.append([a.id for a in batch])) as dump:
+        ids = [a.id for a in dump]
+    assert [i for batch in seen for i in batch] == [r["id"] for r in rows[:30]]  # file order, once each
+    assert max(len(batch) for batch in seen) <= 4
+    assert sorted(ids) == sorted(r["id"] for r in rows[:30])
+
+
 def test_a_gzip_corrupt_midway_keeps_what_was_read_with_skip_bad(tmp_path: Path, stories: dict[str, str],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import gzip

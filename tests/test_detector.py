@@ -168,6 +168,30 @@ def test_workers_and_chunk_size_do_not_change_decisions(stories: dict[str, str])
     assert sum(d.action == "copy" for d in got) >= len(stories) * 3 - 1
 
 
+def test_sketches_computed_ahead_in_another_order_give_the_same_decisions(stories: dict[str, str]) -> None:
+    from dedup.detector import SketchAhead, worker_pool
+
+    items = _many(stories)
+    changed = art(items[5].id, items[5].text + " وأضاف المتحدث تفاصيل جديدة")  # not what was sketched
+    ordered = [*items[:5], changed, *items[6:]]
+
+    def decided(d: Detector) -> list[tuple[str, str, str, float, str, str]]:
+        # The content digest comes from the sketch: a sketch of other content would show.
+        return [(r.id, r.content_hash, r.best_match_id or "", r.containment, story, canonical)
+                for r, story, canonical in d.brief_records()]
+
+    with Detector.in_memory(keep_texts=False) as d:
+        d.add_all(ordered)
+        expected = decided(d)
+    with worker_pool(2) as pool, Detector.in_memory(keep_texts=False) as d:
+        ahead = SketchAhead(pool, d.config.sketch, limit=len(items) - 3)  # the last few are left to add_all
+        for start in range(len(items) - 1, -1, -3):  # met in reverse order, three at a time
+            ahead.submit(items[max(start - 2, 0) : start + 1])
+        assert d.add_all(ordered, chunk_size=4, ahead=ahead) == len(ordered)
+        assert decided(d) == expected
+    assert sum(row[0] != row[4] for row in expected) >= len(stories) * 3 - 1
+
+
 def test_workers_refuse_a_changed_id_before_adding_anything(tmp_path: Path, stories: dict[str, str]) -> None:
     items = [*_many(stories), art("tech", "نص آخر مختلف تماما عن الخبر الأول")]
     with Detector.open(tmp_path) as d:
