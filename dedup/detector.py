@@ -17,6 +17,7 @@ import math
 import multiprocessing
 import os
 import tempfile
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -254,8 +255,17 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     else:
         context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context)
-    for _ in range(workers):
-        pool.submit(_warm)
+
+    def start() -> None:
+        try:
+            for _ in range(workers):
+                pool.submit(_warm)
+        except (RuntimeError, OSError):  # shut down meanwhile, or broken: the next submit says so
+            pass
+
+    # Starting the workers waits for the fork server to import the engine: that is done beside
+    # the caller (which can read its input meanwhile), not in its way.
+    threading.Thread(target=start, name="dedup-workers-start", daemon=True).start()
     return pool
 
 
