@@ -412,7 +412,7 @@ class Detector:
         # Articles are numbered by arrival (seq); these lists are indexed by that number.
         self._rows: list[StoredArticle] = []
         self._facts: list[CanonicalFacts] = []
-        self._days: list[float] = []
+        self._days = array.array("d")  # calendar day of each article (NaN: unknown or appended)
         self._seq: dict[str, int] = {}
         self._index = BandIndex(mc.bands, mc.rows, mc.bucket_limit)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
@@ -781,10 +781,11 @@ class Detector:
         mc = self.config.match
         if shingles.size == 0 or candidates.size == 0:
             return []
-        seqs = candidates.tolist()
         if not math.isnan(day):
-            days = self._days
-            seqs = [c for c in seqs if math.isnan(days[c]) or abs(days[c] - day) <= window]
+            # (A transient view: the array stays free to grow.)
+            days = np.frombuffer(self._days, dtype=np.float64)[candidates]
+            candidates = candidates[np.isnan(days) | (np.abs(days - day) <= window)]
+        seqs = candidates.tolist()
         if not seqs:
             return []
         common = self._shared.common(shingles, mc.template_docs)

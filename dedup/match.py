@@ -126,6 +126,59 @@ def _ranges(starts: _Int64Array, counts: _Int64Array) -> tuple[_Int64Array, _Int
     return owner, starts[owner] + offsets
 
 
+_DIRECTORY_MIN = 1 << 22  # runs at least this long get a directory of their keys' top bits
+
+
+class _Run:
+    """One sorted run of the band index: keys ascending, equal keys in arrival order.
+
+    A long run also has a directory: for each value of the keys' top bits, where its keys
+    start. A search then bisects only the few keys under one entry (the keys are well-mixed
+    hashes, so about eight on average), vectorized over all needles, instead of a binary search
+    through the whole run that misses the cache at nearly every step.
+    """
+
+    __slots__ = ("_directory", "_shift", "keys", "seqs")
+
+    def __init__(self, keys: _KeyArray, seqs: npt.NDArray[np.int32]) -> None:
+        self.keys = keys
+        self.seqs = seqs
+        self._directory: npt.NDArray[np.int32] | None = None
+        self._shift = np.uint64(0)
+        if keys.size >= _DIRECTORY_MIN:
+            bits = max(1, int(keys.size).bit_length() - 3)  # about eight keys an entry
+            self._shift = np.uint64(64 - bits)
+            counts = np.bincount((keys >> self._shift).astype(np.intp), minlength=1 << bits)
+            directory = np.zeros(counts.size + 1, dtype=np.int32)  # runs are shorter than 2^31
+            np.cumsum(counts, out=directory[1:])
+            self._directory = directory
+
+    def bounds(self, needles: _KeyArray) -> tuple[_Int64Array, _Int64Array]:
+        """For each needle, where its equal keys start and end (as ``searchsorted`` left, right)."""
+        if self._directory is None:
+            lo: _Int64Array = np.searchsorted(self.keys, needles, side="left").astype(np.int64)
+            hi: _Int64Array = np.searchsorted(self.keys, needles, side="right").astype(np.int64)
+            return lo, hi
+        top = (needles >> self._shift).astype(np.intp)
+        start, end = self._directory[top].astype(np.int64), self._directory[top + 1].astype(np.int64)
+        lo = self._bisect(needles, start, end, right=False)
+        return lo, self._bisect(needles, lo, end, right=True)
+
+    def _bisect(self, needles: _KeyArray, lo: _Int64Array, hi: _Int64Array, *, right: bool) -> _Int64Array:
+        lo, hi = lo.copy(), hi.copy()
+        active = np.flatnonzero(lo < hi)
+        while active.size:
+            low, high = lo[active], hi[active]
+            mid = (low + high) >> 1
+            at = self.keys[mid]
+            wanted = needles[active]
+            up = at <= wanted if right else at < wanted
+            lo[active] = np.where(up, mid + 1, low)
+            hi[active] = np.where(up, high, mid)
+            active = active[lo[active] < hi[active]]
+        return lo
+
+
 class BandIndex:
     """LSH banding over signatures, as MinHashLSH does it, kept as sorted numpy runs.
 
@@ -158,12 +211,12 @@ class BandIndex:
         self.bands = bands
         self.rows = rows
         self.bucket_limit = bucket_limit
-        self._runs: list[tuple[_KeyArray, npt.NDArray[np.int32]]] = []
+        self._runs: list[_Run] = []
         salt = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         self._salt = _fmix64(salt)
 
     def __len__(self) -> int:
-        return sum(keys.size for keys, _ in self._runs) // self.bands
+        return sum(run.keys.size for run in self._runs) // self.bands
 
     def keys(self, signatures: npt.NDArray[np.uint32]) -> _KeyArray:
         """One 64-bit key per band: shape (documents, bands)."""
@@ -183,7 +236,7 @@ class BandIndex:
         """Numbers of the indexed articles sharing a band with ``signature`` (sorted, unique)."""
         flat = self.keys(signature[None, :]).ravel()
         order = np.argsort(flat)
-        found = [self._lookup(order, flat[order], keys, seqs)[1] for keys, seqs in self._runs]
+        found = [self._lookup(order, flat[order], run)[1] for run in self._runs]
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def add_batch(self, numbers: npt.ArrayLike, signatures: npt.NDArray[np.uint32]) -> list[_Int64Array]:
@@ -217,13 +270,12 @@ class BandIndex:
         # ones found are the `limit` most recent without sorting them all.
         need = None if limit is None else limit - (position - first)
         wanted = np.arange(ordered.size, dtype=np.int64)
-        for keys, seqs in reversed(self._runs):
+        for run in reversed(self._runs):
             if need is not None:
                 wanted = wanted[need[wanted] > 0]
                 if wanted.size == 0:
                     break
-            found_at, found = self._lookup(wanted, ordered[wanted], keys, seqs,
-                                           None if need is None else need[wanted])
+            found_at, found = self._lookup(wanted, ordered[wanted], run, None if need is None else need[wanted])
             queries.append(order[found_at])
             earlier.append(found)
             if need is not None:
@@ -252,29 +304,28 @@ class BandIndex:
         self._push(flat[order], np.repeat(nums, self.bands)[order])
 
     @staticmethod
-    def _lookup(order: _Int64Array, needles: _KeyArray, keys: _KeyArray, seqs: npt.NDArray[np.int32],
+    def _lookup(order: _Int64Array, needles: _KeyArray, run: _Run,
                 limit: int | _Int64Array | None = None) -> tuple[_Int64Array, _Int64Array]:
-        # Searching sorted needles (``needles = flat[order]``) walks the run once (numpy narrows
-        # each search by the last). ``limit`` may differ per needle.
-        lo = np.searchsorted(keys, needles, side="left")
-        hi = np.searchsorted(keys, needles, side="right")
+        # ``limit`` may differ per needle.
+        lo, hi = run.bounds(needles)
         if limit is not None:  # equal keys are in arrival order: the most recent are last
             lo = np.maximum(lo, hi - limit)
-        owner, at = _ranges(lo.astype(np.int64), (hi - lo).astype(np.int64))
-        return order[owner], seqs[at].astype(np.int64)
+        owner, at = _ranges(lo, hi - lo)
+        return order[owner], run.seqs[at].astype(np.int64)
 
     def _push(self, keys: _KeyArray, seqs: npt.NDArray[np.integer[Any]]) -> None:
         if seqs.size and int(seqs.max()) > np.iinfo(np.int32).max:
             raise OverflowError("BandIndex numbers articles with 32-bit integers (up to 2,147,483,647)")
-        self._runs.append((keys, seqs.astype(np.int32)))
+        runs = self._runs
+        runs.append(_Run(keys, seqs.astype(np.int32)))
         # Merge while the newest run is at least half the size of the one before it: O(log n) runs,
         # none larger than _MAX_RUN entries (merging two huge runs would double the memory).
-        while (len(self._runs) >= 2 and self._runs[-1][0].size * 2 >= self._runs[-2][0].size
-               and self._runs[-1][0].size + self._runs[-2][0].size <= _MAX_RUN):
-            (k2, s2), (k1, s1) = self._runs.pop(), self._runs.pop()
-            merged_keys = np.concatenate([k1, k2])
+        while (len(runs) >= 2 and runs[-1].keys.size * 2 >= runs[-2].keys.size
+               and runs[-1].keys.size + runs[-2].keys.size <= _MAX_RUN):
+            newer, older = runs.pop(), runs.pop()
+            merged_keys = np.concatenate([older.keys, newer.keys])
             order = np.argsort(merged_keys, kind="stable")
-            self._runs.append((merged_keys[order], np.concatenate([s1, s2])[order]))
+            runs.append(_Run(merged_keys[order], np.concatenate([older.seqs, newer.seqs])[order]))
 
 
 class SharedTextCounter:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,10 +37,19 @@ def test_same_candidates_as_minhashlsh_one_batch(stories: dict[str, str]) -> Non
     st.integers(1, 30),
     st.sampled_from([(4, 2), (8, 1), (2, 4)]),
     st.sampled_from([None, 1, 2, 5]),
+    st.booleans(),
 )
 def test_batches_of_any_size_equal_one_at_a_time(
-    rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None
+    rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None, directories: bool
 ) -> None:
+    if directories:  # every run searched through its directory, as long runs are
+        with mock.patch("dedup.match._DIRECTORY_MIN", 1):
+            _check_batches(rows, batch, banding, limit)
+    else:
+        _check_batches(rows, batch, banding, limit)
+
+
+def _check_batches(rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None) -> None:
     # Tiny value ranges force many equal bands, so buckets of every size occur.
     sigs = np.array(rows, dtype=np.uint32)
     bands, per_band = banding
@@ -59,6 +70,22 @@ def test_batches_of_any_size_equal_one_at_a_time(
             same = [j for j in range(i) if (sigs[i, part] == sigs[j, part]).all()]
             truth.update(same if limit is None else same[-limit:])
         assert found == sorted(truth)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300), st.integers(0, 6), st.data())
+def test_a_run_directory_finds_the_bounds_searchsorted_finds(values: list[int], repeat: int,
+                                                              data: st.DataObject) -> None:
+    from dedup.match import _Run
+
+    # Many equal keys (one value repeated) and keys at both ends of the range.
+    keys = np.sort(np.array([*values, *[values[0]] * repeat * 40, 0, 2**64 - 1], dtype=np.uint64))
+    needles = np.array(sorted(data.draw(st.lists(st.sampled_from([*values, 0, 1, 2**63, 2**64 - 1])
+                                                 | st.integers(0, 2**64 - 1), max_size=50))), dtype=np.uint64)
+    with mock.patch("dedup.match._DIRECTORY_MIN", 1):
+        lo, hi = _Run(keys, np.zeros(keys.size, dtype=np.int32)).bounds(needles)
+    assert lo.tolist() == np.searchsorted(keys, needles, side="left").tolist()
+    assert hi.tolist() == np.searchsorted(keys, needles, side="right").tolist()
 
 
 def test_query_does_not_add(stories: dict[str, str]) -> None:
