@@ -180,8 +180,9 @@ class SketchAhead:
         self._pool = pool
         self.config = config
         self._room = limit
-        # article id -> (its fields, the chunk's future, place in the chunk)
-        self._where: dict[str, tuple[_Fields, Future[_PackedSketches], int]] = {}
+        # article id -> (a fingerprint of its fields, the chunk's future, place in the chunk): not
+        # the fields themselves, which would keep every text alive until it is added.
+        self._where: dict[str, tuple[int, Future[_PackedSketches], int]] = {}
         self._unpacked: dict[Future[_PackedSketches], list[Sketch]] = {}
         self._left: dict[Future[_PackedSketches], int] = {}
 
@@ -195,7 +196,7 @@ class SketchAhead:
         self._room -= len(articles)
         self._left[future] = len(articles)
         for place, (a, f) in enumerate(zip(articles, fields, strict=True)):
-            self._where[a.id] = (f, future, place)
+            self._where[a.id] = (hash(f), future, place)
 
     def _take(self, chunk: list[Article], config: SketchConfig) -> Callable[[], list[Sketch]]:
         """What gives the sketches of ``chunk``: those computed ahead, and the rest submitted now."""
@@ -203,7 +204,7 @@ class SketchAhead:
         rest: list[int] = []
         for i, a in enumerate(chunk):
             entry = self._where.pop(a.id, None) if config == self.config else None
-            if entry is not None and entry[0] == _fields(a):
+            if entry is not None and entry[0] == hash(_fields(a)):
                 found.append((i, entry[1], entry[2]))
             else:
                 rest.append(i)
