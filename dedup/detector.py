@@ -316,7 +316,7 @@ class _Archive:
         self._store = store
         self._file: IO[bytes] | None = None
         self._end = 0
-        self._dirty = False
+        self._flushed = 0  # bytes written through to the file (pread sees only those)
         self._starts = array.array("q")  # shingle sets: where, how many
         self._sizes = array.array("l")
         self._detail_starts = array.array("q")  # display fields: where, how many bytes
@@ -332,15 +332,14 @@ class _Archive:
             self._file = tempfile.TemporaryFile(prefix="dedup-archive-")  # noqa: SIM115
         self._file.write(data)
         start, self._end = self._end, self._end + len(data)
-        self._dirty = True
         return start
 
     def _read(self, start: int, size: int) -> bytes:
         if self._file is None or size == 0:
             return b""
-        if self._dirty:
+        if start + size > self._flushed:  # still in the write buffer
             self._file.flush()
-            self._dirty = False
+            self._flushed = self._end
         return os.pread(self._file.fileno(), size, start)
 
     def put(self, seq: int, shingles: HashArray) -> None:
@@ -414,6 +413,9 @@ class Detector:
         self._rows: list[StoredArticle] = []
         self._facts: list[CanonicalFacts] = []
         self._days = array.array("d")  # calendar day of each article (NaN: unknown or appended)
+        # Shingle sets of the articles still in the template window (the rows hold none; those
+        # before ``_counted_from`` are in the archive).
+        self._shingle_sets: list[HashArray] = []
         self._seq: dict[str, int] = {}
         self._index = BandIndex(mc.bands, mc.rows, mc.bucket_limit)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
@@ -433,7 +435,7 @@ class Detector:
         pending = next(links, None)
         for row in store.load(with_text=self._keep_texts):
             self._count(row.shingles, row.embedded_in, _day_of(row.published, row.fetched_at))
-            self._remember(row, math.nan if row.embedded_in else _day_of(row.published, row.fetched_at))
+            self._remember(row, row.shingles, math.nan if row.embedded_in else _day_of(row.published, row.fetched_at))
             earlier: dict[int, float] = {}
             while pending is not None and pending[0] == row.seq:
                 earlier[pending[1]] = pending[2]
@@ -699,11 +701,11 @@ class Detector:
             credit_text=None if blank or not credit else credit.text,
             credit_via=" > ".join(c.label for c in credits[1:]) or None,
             embedded_in=p.embedded_in,
-            shingles=p.shingles,
+            shingles=p.shingles if stored else _NO_SHINGLES,
             signature=p.signature if stored else _NO_SIGNATURE,
             text=article.text if stored or self._keep_texts else "",
         )
-        self._remember(row, math.nan if p.embedded_in else day, details)
+        self._remember(row, p.shingles, math.nan if p.embedded_in else day, details)
         if grew and story in self._top2:
             self._top2[story] = sorted([*self._top2[story], self._facts[seq]], key=CanonicalFacts.rank)[:2]
         if self._store is not None:
@@ -733,32 +735,36 @@ class Detector:
             old = days[self._counted_from]
             if not math.isnan(old) and old >= horizon:
                 break
-            row = rows[self._counted_from]
-            if not math.isnan(old) and row.embedded_in is None:
-                self._shared.remove(row.shingles)
+            seq = self._counted_from
+            shingles = self._shingle_sets[seq]
+            if not math.isnan(old) and rows[seq].embedded_in is None:
+                self._shared.remove(shingles)
             # Out of the window: only articles out of time order still meet it; off to the archive.
-            self._archive.put(row.seq, row.shingles)
-            rows[row.seq] = dataclasses.replace(row, shingles=_NO_SHINGLES)
+            self._archive.put(seq, shingles)
+            self._shingle_sets[seq] = _NO_SHINGLES
             self._counted_from += 1
 
-    def _remember(self, row: StoredArticle, day: float,
+    def _remember(self, row: StoredArticle, shingles: HashArray, day: float,
                   details: tuple[str | None, ...] | None = None) -> None:
         """Keep a stored article in memory (its story is the graph's business); ``day`` is its
         :func:`_day_of`, NaN for an appended article.
 
         The signature is already in the band index, and the text stays in the store (or is kept
-        only when asked): neither is held here. A detector that keeps no texts (a bulk load or
-        a long-running state) archives the display fields (``details``, else read from ``row``).
+        only when asked): neither is held in the row, nor the shingles (kept beside it, see
+        :meth:`_shingles`). A detector that keeps no texts (a bulk load or a long-running state)
+        archives the display fields (``details``, else read from ``row``).
         """
         if not self._keep_texts:
             if details is None:
                 details = tuple(getattr(row, f) for f in _DETAILS)
             self._archive.put_details(row.seq, details)
-            if any((row.title, row.url, row.byline, row.credit_text, row.fetched_at, row.text, row.signature.size)):
+            if any((row.title, row.url, row.byline, row.credit_text, row.fetched_at, row.text, row.signature.size,
+                    row.shingles.size)):
                 row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="",
-                                          text="", signature=_NO_SIGNATURE)
-        elif row.signature.size:
-            row = dataclasses.replace(row, signature=_NO_SIGNATURE)
+                                          text="", signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
+        elif row.signature.size or row.shingles.size:
+            row = dataclasses.replace(row, signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
+        self._shingle_sets.append(shingles)
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
@@ -767,7 +773,7 @@ class Detector:
                 outlet_is_agency=row.outlet_is_agency,
                 credited_agency=row.credit if row.credit in AGENCY_KEYS else None,
                 published=row.published,
-                completeness=int(row.shingles.size),
+                completeness=int(shingles.size),
                 embedded=row.embedded_in is not None,
             )
         )
@@ -797,7 +803,7 @@ class Detector:
         return [_Link(seqs[i], float(containment[i]), float(jaccard[i])) for i in keep]
 
     def _shingles(self, seq: int) -> HashArray:
-        return self._archive.get(seq) if seq < len(self._archive) else self._rows[seq].shingles
+        return self._archive.get(seq) if seq < len(self._archive) else self._shingle_sets[seq]
 
     def _full_row(self, seq: int) -> StoredArticle:
         """An article's row with what memory left on disk read back (not the text)."""
@@ -806,9 +812,7 @@ class Detector:
             title, url, byline, credit_text, fetched_at = self._archive.get_details(seq)
             row = dataclasses.replace(row, title=title or "", url=url or "", byline=byline or "",
                                       credit_text=credit_text, fetched_at=fetched_at or "")
-        if seq < len(self._archive):
-            row = dataclasses.replace(row, shingles=self._archive.get(seq))
-        return row
+        return dataclasses.replace(row, shingles=self._shingles(seq))
 
     # -- reading ------------------------------------------------------------------------------
 
