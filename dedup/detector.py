@@ -412,7 +412,7 @@ class Detector:
         # Articles are numbered by arrival (seq); these lists are indexed by that number.
         self._rows: list[StoredArticle] = []
         self._facts: list[CanonicalFacts] = []
-        self._days = array.array("d")  # calendar day of each article (NaN: unknown or appended)
+        self._days = array.array("d")  # calendar day of each article (NaN: unknown)
         # Shingle sets of the articles still in the template window (the rows hold none; those
         # before ``_counted_from`` are in the archive).
         self._shingle_sets: list[HashArray] = []
@@ -435,7 +435,7 @@ class Detector:
         pending = next(links, None)
         for row in store.load(with_text=self._keep_texts):
             self._count(row.shingles, row.embedded_in, _day_of(row.published, row.fetched_at))
-            self._remember(row, row.shingles, math.nan if row.embedded_in else _day_of(row.published, row.fetched_at))
+            self._remember(row, row.shingles, _day_of(row.published, row.fetched_at))
             earlier: dict[int, float] = {}
             while pending is not None and pending[0] == row.seq:
                 earlier[pending[1]] = pending[2]
@@ -705,7 +705,7 @@ class Detector:
             signature=p.signature if stored else _NO_SIGNATURE,
             text=article.text if stored or self._keep_texts else "",
         )
-        self._remember(row, p.shingles, math.nan if p.embedded_in else day, details)
+        self._remember(row, p.shingles, day, details)
         if grew and story in self._top2:
             self._top2[story] = sorted([*self._top2[story], self._facts[seq]], key=CanonicalFacts.rank)[:2]
         if self._store is not None:
@@ -747,7 +747,7 @@ class Detector:
     def _remember(self, row: StoredArticle, shingles: HashArray, day: float,
                   details: tuple[str | None, ...] | None = None) -> None:
         """Keep a stored article in memory (its story is the graph's business); ``day`` is its
-        :func:`_day_of`, NaN for an appended article.
+        :func:`_day_of` (an appended article has its page's).
 
         The signature is already in the band index, and the text stays in the store (or is kept
         only when asked): neither is held in the row, nor the shingles (kept beside it, see

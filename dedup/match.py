@@ -31,7 +31,8 @@ class MatchConfig:
     containment), and they were published at most ``window_days`` calendar days apart (articles
     with no known time are compared with all). An article appended to a page ("اقرأ أيضاً") is
     often older than the page: it is compared with the articles of ``embedded_window_days``
-    around the page (comparing it with all history would cost time in proportion to history).
+    around the page (comparing it with all history would cost time in proportion to history),
+    and later articles meet it as if it were published with its page.
     A shingle is *specific* until it has been seen in more than ``template_docs`` articles:
     wording that many articles share (boilerplate, the fixed text of weather reports, market
     closes or congratulation cables) is not evidence of a copy.

@@ -371,3 +371,18 @@ def test_an_appended_article_is_matched_within_the_embedded_window_only(stories:
                                                                            f"{1 + days_later % 30:02d} 08:00"))
             segment = page.embedded[0]
         assert (segment.story_id == "old") is joins, (days_later, segment)
+
+
+def test_a_later_copy_finds_an_appended_article_only_near_its_page(stories: dict[str, str]) -> None:
+    # An appended article has no date of its own: later articles meet it as if it were published
+    # with its page (within `window_days`), not at any distance in time.
+    text, page_text = stories["summit"], stories["tech"]
+    for copy_day, meets in (("2015-03-03", True), ("2015-04-20", False)):
+        with Detector.in_memory() as d:
+            d.add(art("page", appended(page_text, text), published="2015-03-01 08:00"))
+            copy = d.add(art("copy", new_headline(text), published=f"{copy_day} 08:00"))
+            segment_story = d.record("page#embedded-1").story_id
+        assert copy.action == "new"  # an appended article founds no story for others to join
+        # A leaf follows its best match: the later copy, when it met it.
+        assert (segment_story == "copy") is meets, copy_day
+        assert segment_story in ("copy", "page#embedded-1")
