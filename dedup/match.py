@@ -405,7 +405,42 @@ def overlap_many(
     The others' common shingles are read from ``counter`` (seen in more than ``limit`` articles).
     """
     k = len(others)
-    sizes = np.fromiter((o.size for o in others), dtype=np.int64, count=k)
+    sizes = np.fromiter(map(len, others), dtype=np.int64, count=k)
+    if a.size == 0 or k == 0 or not sizes.all():
+        return _overlap_many_general(a, a_common, others, sizes, counter, limit)
+    b = np.concatenate(others)
+    at = np.searchsorted(a, b)
+    np.minimum(at, a.size - 1, out=at)  # past the end: compared with the last, never equal
+    hit = a[at] == b
+    b_common = counter.common(b, limit)
+    shared_hit = hit & ~(b_common | a_common[at])
+    if b.size < 1 << _PACK:
+        # Three counts per other in one pass: each fits in _PACK bits of one integer.
+        packed = hit.astype(np.int64)
+        packed += shared_hit.astype(np.int64) << _PACK
+        packed += b_common.astype(np.int64) << (2 * _PACK)
+        starts = np.zeros(k, dtype=np.int64)
+        np.cumsum(sizes[:-1], out=starts[1:])
+        sums = np.add.reduceat(packed, starts)
+        inter_all, shared, common_b = sums & _PACK_MASK, (sums >> _PACK) & _PACK_MASK, sums >> (2 * _PACK)
+    else:
+        owner = np.repeat(np.arange(k), sizes)
+        inter_all = np.bincount(owner[hit], minlength=k)
+        shared = np.bincount(owner[shared_hit], minlength=k)
+        common_b = np.bincount(owner[b_common], minlength=k)
+    return _ratios(a.size, int(np.count_nonzero(a_common)), sizes, inter_all, shared, common_b)
+
+
+_PACK = 21
+_PACK_MASK = (1 << _PACK) - 1
+
+
+def _overlap_many_general(
+    a: HashArray, a_common: npt.NDArray[np.bool_], others: list[HashArray], sizes: npt.NDArray[np.int64],
+    counter: SharedTextCounter, limit: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`overlap_many` where ``a`` or some of ``others`` may be empty."""
+    k = len(others)
     if a.size == 0 or k == 0 or sizes.sum() == 0:
         return np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k)
     b = np.concatenate(others)
@@ -416,11 +451,17 @@ def overlap_many(
     hit = a[at] == b
     inter_all = np.bincount(owner[hit], minlength=k)
     shared = np.bincount(owner[hit & ~b_common & ~a_common[at]], minlength=k)
-    specific_b = sizes - np.bincount(owner[b_common], minlength=k)
-    specific_a = a.size - int(np.count_nonzero(a_common))
-    smaller = np.minimum(specific_a, specific_b)
+    common_b = np.bincount(owner[b_common], minlength=k)
+    return _ratios(a.size, int(np.count_nonzero(a_common)), sizes, inter_all, shared, common_b)
+
+
+def _ratios(
+    a_size: int, a_common: int, sizes: npt.NDArray[np.int64], inter_all: npt.NDArray[np.int64],
+    shared: npt.NDArray[np.int64], common_b: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    smaller = np.minimum(a_size - a_common, sizes - common_b)
     with np.errstate(divide="ignore", invalid="ignore"):
         containment = np.where(smaller > 0, shared / np.maximum(smaller, 1), 0.0)
-        union = a.size + sizes - inter_all
+        union = a_size + sizes - inter_all
         jaccard = np.where(union > 0, inter_all / np.maximum(union, 1), 0.0)
     return shared, containment, jaccard

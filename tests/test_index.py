@@ -5,6 +5,7 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,3 +95,24 @@ def test_query_does_not_add(stories: dict[str, str]) -> None:
     index.add(np.arange(len(sigs)), sigs)
     assert index.query(sigs[2]).tolist() == [2]
     assert len(index) == len(sigs)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=40), st.lists(st.lists(st.integers(0, 60), max_size=40), max_size=6),
+       st.integers(1, 3), st.booleans())
+def test_overlap_with_many_equals_overlap_with_each(a_values: list[int], others_values: list[list[int]],
+                                                     limit: int, packed: bool) -> None:
+    from dedup.match import SharedTextCounter, overlap, overlap_many
+
+    def hashes(values: list[int]) -> np.ndarray:
+        return np.unique(np.array(values, dtype=np.uint32))
+
+    a, others = hashes(a_values), [hashes(v) for v in others_values]
+    counter = SharedTextCounter(16)
+    for s in [a, *others, *others]:  # shingles in several of them become common
+        counter.add(s)
+    with mock.patch("dedup.match._PACK", 21 if packed else 0):  # 0: the unpacked route
+        shared, containment, jaccard = overlap_many(a, counter.common(a, limit), others, counter, limit)
+    for i, b in enumerate(others):
+        o = overlap(a, counter.common(a, limit), b, counter.common(b, limit))
+        assert (shared[i], containment[i], jaccard[i]) == pytest.approx((o.shared, o.containment, o.jaccard))
