@@ -52,19 +52,18 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
     tokens = text.split()
     try:
         data = b"".join(map(memo.__getitem__, tokens))
-    except KeyError:  # tokens not met before
+    except KeyError:  # tokens not met before (found with set operations, in C)
         if len(memo) >= _MEMO_LIMIT:
             memo.clear()
-        _learn(tokens, seed, memo)
+        _learn(list(set(tokens).difference(memo)), seed, memo)
         data = b"".join(map(memo.__getitem__, tokens))
     return np.frombuffer(data, dtype="<u8").astype(np.uint64)
 
 
 def _learn(tokens: list[str], seed: int, memo: dict[str, bytes]) -> None:
-    """Memoize the word hashes of the tokens not in ``memo`` (normalized together)."""
-    unique = [t for t in dict.fromkeys(tokens) if t not in memo]
+    """Memoize the word hashes of new tokens, each once (normalized together)."""
     hash64 = xxhash.xxh64_intdigest
-    for token, line in zip(unique, normalized_lines(unique), strict=True):
+    for token, line in zip(tokens, normalized_lines(tokens), strict=True):
         if line and " " not in line:  # the usual case: one word
             memo[token] = hash64(line.encode("utf-8"), seed).to_bytes(8, "little")
             continue
