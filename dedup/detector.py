@@ -202,8 +202,9 @@ class SketchAhead:
         """What gives the sketches of ``chunk``: those computed ahead, and the rest submitted now."""
         found: list[tuple[int, Future[_PackedSketches], int]] = []
         rest: list[int] = []
+        same_config = config == self.config
         for i, a in enumerate(chunk):
-            entry = self._where.pop(a.id, None) if config == self.config else None
+            entry = self._where.pop(a.id, None) if same_config else None
             if entry is not None and entry[0] == hash(_fields(a)):
                 found.append((i, entry[1], entry[2]))
             else:
@@ -956,10 +957,8 @@ class Detector:
 
     def assignments(self) -> Iterator[tuple[str, str, str]]:
         """(article id, story id, canonical id) for every article, in the order they were added."""
-        rows = self._rows
-        for seq, row in enumerate(rows):
-            story = self._graph.story(seq)
-            yield row.id, rows[story].id, self._canonical_of(story)[0]
+        for row, story, canonical in self.brief_records():
+            yield row.id, story, canonical
 
     def query(self, text: str, limit: int = 5) -> list[StoryMatch]:
         """The stories nearest to ``text``, best first, without adding it."""

@@ -406,28 +406,22 @@ def overlap_many(
     """
     k = len(others)
     sizes = np.fromiter(map(len, others), dtype=np.int64, count=k)
-    if a.size == 0 or k == 0 or not sizes.all():
+    if a.size == 0 or k == 0 or not sizes.all() or sizes.sum() >= 1 << _PACK:
         return _overlap_many_general(a, a_common, others, sizes, counter, limit)
+    # The usual case, every set non-empty and small: three counts per other summed in one pass,
+    # each in _PACK bits of one integer.
     b = np.concatenate(others)
     at = np.searchsorted(a, b)
     np.minimum(at, a.size - 1, out=at)  # past the end: compared with the last, never equal
     hit = a[at] == b
     b_common = counter.common(b, limit)
-    shared_hit = hit & ~(b_common | a_common[at])
-    if b.size < 1 << _PACK:
-        # Three counts per other in one pass: each fits in _PACK bits of one integer.
-        packed = hit.astype(np.int64)
-        packed += shared_hit.astype(np.int64) << _PACK
-        packed += b_common.astype(np.int64) << (2 * _PACK)
-        starts = np.zeros(k, dtype=np.int64)
-        np.cumsum(sizes[:-1], out=starts[1:])
-        sums = np.add.reduceat(packed, starts)
-        inter_all, shared, common_b = sums & _PACK_MASK, (sums >> _PACK) & _PACK_MASK, sums >> (2 * _PACK)
-    else:
-        owner = np.repeat(np.arange(k), sizes)
-        inter_all = np.bincount(owner[hit], minlength=k)
-        shared = np.bincount(owner[shared_hit], minlength=k)
-        common_b = np.bincount(owner[b_common], minlength=k)
+    packed = hit.astype(np.int64)
+    packed += (hit & ~(b_common | a_common[at])).astype(np.int64) << _PACK
+    packed += b_common.astype(np.int64) << (2 * _PACK)
+    starts = np.zeros(k, dtype=np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    sums = np.add.reduceat(packed, starts)
+    inter_all, shared, common_b = sums & _PACK_MASK, (sums >> _PACK) & _PACK_MASK, sums >> (2 * _PACK)
     return _ratios(a.size, int(np.count_nonzero(a_common)), sizes, inter_all, shared, common_b)
 
 
@@ -439,7 +433,7 @@ def _overlap_many_general(
     a: HashArray, a_common: npt.NDArray[np.bool_], others: list[HashArray], sizes: npt.NDArray[np.int64],
     counter: SharedTextCounter, limit: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """:func:`overlap_many` where ``a`` or some of ``others`` may be empty."""
+    """:func:`overlap_many` for any sizes (empty sets, or too many shingles to pack)."""
     k = len(others)
     if a.size == 0 or k == 0 or sizes.sum() == 0:
         return np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k)
