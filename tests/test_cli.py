@@ -368,12 +368,14 @@ def test_a_dump_larger_than_the_sort_memory_is_sorted_on_disk_with_the_same_resu
     assert list((tmp_path / "tmp").iterdir()) == []  # the runs are gone
 
 
+@pytest.mark.parametrize("first_block", [64, 16], ids=["even-blocks", "growing-blocks"])
 def test_the_dump_reader_streams_in_time_order_and_names_lines_in_later_blocks(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_block: int) -> None:
     import dedup.dump
     from dedup.dump import Dump, InputError, ReadReport
 
     monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(dedup.dump, "_FIRST_BLOCK_BYTES", first_block)  # 16, 32, then 64 bytes a block
     rows = [{"id": f"n{i}", "text": f"نص رقم {i}", "published": f"2015-07-{20 - i % 7:02d} 10:00:00"}
             for i in range(40)]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
