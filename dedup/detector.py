@@ -177,7 +177,7 @@ class SketchAhead:
     """
 
     def __init__(self, pool: Executor, config: SketchConfig, limit: int = 20_000) -> None:
-        self._pool = pool
+        self.pool = pool  # the workers, which add_all(ahead=...) then uses for the rest
         self.config = config
         self._room = limit
         # article id -> (a fingerprint of its fields, the chunk's future, place in the chunk): not
@@ -192,7 +192,7 @@ class SketchAhead:
         if not articles:
             return
         fields = [_fields(a) for a in articles]
-        future = self._pool.submit(_sketch_fields, fields, self.config)
+        future = self.pool.submit(_sketch_fields, fields, self.config)
         self._room -= len(articles)
         self._left[future] = len(articles)
         for place, (a, f) in enumerate(zip(articles, fields, strict=True)):
@@ -209,7 +209,7 @@ class SketchAhead:
                 found.append((i, entry[1], entry[2]))
             else:
                 rest.append(i)
-        later = self._pool.submit(_sketch_fields, [_fields(chunk[i]) for i in rest], config) if rest else None
+        later = self.pool.submit(_sketch_fields, [_fields(chunk[i]) for i in rest], config) if rest else None
 
         def sketches() -> list[Sketch]:
             out: list[Sketch | None] = [None] * len(chunk)
@@ -485,7 +485,7 @@ class Detector:
                 yield article
 
         if ahead is not None:
-            pool = ahead._pool
+            pool = ahead.pool
         self._add(counting(), workers, chunk_size, pool, progress, keep=False, ahead=ahead)
         return counted
 

@@ -61,7 +61,6 @@ _FOLDS = str.maketrans(
 )
 
 
-
 def _one_pass_table() -> dict[int, str | None]:
     """Every step of the table above, as one ``str.translate`` table, for the characters where
     that is exact: ASCII, Latin-1, the Arabic block and general punctuation, each unchanged by
