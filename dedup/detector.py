@@ -252,7 +252,7 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     context: multiprocessing.context.BaseContext
     if "forkserver" in multiprocessing.get_all_start_methods():
         server = multiprocessing.get_context("forkserver")
-        server.set_forkserver_preload(["dedup.detector"])
+        server.set_forkserver_preload(["dedup.detector", "dedup.text.wordhash"])
         context = server
     else:
         context = multiprocessing.get_context("spawn")

@@ -31,8 +31,6 @@ The function is pure and idempotent: ``normalize(normalize(t)) == normalize(t)``
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import re
 import unicodedata
 
@@ -144,38 +142,6 @@ def normalized_words(text: str) -> list[str]:
     if _OUTSIDE_ARABIC_AND_ASCII.search(joined):
         tokens = _one_pass(joined)
     return tokens
-
-
-def normalized_tokens(tokens: list[str]) -> list[list[str]]:
-    """``[normalized_words(t) for t in tokens]`` for tokens without white space, computed for
-    all tokens at once where that is exact.
-
-    For the usual characters (Arabic, ASCII, Latin-1, general punctuation) every step is a map
-    of single characters that keeps word characters word characters (marks removed, letters
-    folded, lower case, other characters to spaces), so doing it to the tokens joined by new
-    lines gives each token's own words; a token with any other character is done on its own.
-
-    >>> normalized_tokens(["أعلنت،", "2015/07/21", "..."])
-    [['اعلنت'], ['2015', '07', '21'], []]
-    """
-    return [normalized_words(t) if line is None else line.split()
-            for t, line in zip(tokens, normalized_lines(tokens), strict=True)]
-
-
-def normalized_lines(tokens: list[str]) -> list[str | None]:
-    """For each token without white space, its normalized words joined by spaces, computed for
-    all tokens at once (one ``str.translate``); None for a token with a character where that is
-    not exact (see :func:`normalized_tokens`)."""
-    if not tokens:
-        return []
-    joined = "\n".join(tokens)
-    lines: list[str | None] = list(joined.translate(_ONE_PASS).split("\n"))
-    odd = [m.start() for m in _NOT_IN_ONE_PASS.finditer(joined)]
-    if odd:
-        starts = list(itertools.accumulate((len(t) + 1 for t in tokens), initial=0))
-        for at in odd:
-            lines[bisect.bisect_right(starts, at) - 1] = None
-    return lines
 
 
 def normalize(text: str) -> str:

@@ -1,7 +1,7 @@
 """Word shingles hashed with xxhash: the sets that signatures summarize and verification compares.
 
-Each normalized word is hashed once with xxh64 (memoized: news vocabulary repeats); the hash of
-a word n-gram combines the hashes of its words position by position (multiply by odd constants,
+Each normalized word is hashed with xxh64 (by a compiled kernel, :mod:`dedup.text.wordhash`); the
+hash of a word n-gram combines the hashes of its words position by position (multiply by odd constants,
 add, finish with the MurmurHash3 64-bit mixer) in numpy, and keeps the top 32 bits. This gives
 the same shingle hash as hashing the n-gram string would, in the sense that matters (a fixed,
 well-mixed function of the n-gram), at a twentieth of the cost.
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 
-from dedup.text.normalize import normalized_lines, normalized_words
+from dedup.text.normalize import normalized_words
 
 HashArray = npt.NDArray[np.uint32]
 
@@ -22,10 +21,6 @@ _POSITION_MULTIPLIERS = np.array(
      0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x27D4EB2F165667C5, 0x94D049BB133111EB],
     dtype=np.uint64,
 )
-_MEMO_LIMIT = 1_000_000
-# Per seed: white-space token -> the xxh64 of each of its normalized words, as little-endian
-# uint64 bytes (8 for the usual one word, none for punctuation, more for "2015/07/21").
-_memo: dict[int, dict[str, bytes]] = {}
 
 
 def words(text: str) -> list[str]:
@@ -40,36 +35,12 @@ def words(text: str) -> list[str]:
 def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
     """xxh64 of each normalized word of ``text``, in order.
 
-    Normalization never joins or splits across white space (a property test holds this), so
-    the text is cut at white space and each distinct token is normalized and hashed once, then
-    memoized per seed as the bytes of its word hashes: news vocabulary repeats, so most tokens
-    cost one dictionary lookup, and joining the bytes (in C) gives the array without a Python
-    integer per word.
+    Computed by the compiled kernel of :mod:`dedup.text.wordhash`, imported on first use (a
+    process that never hashes a text does not load numba).
     """
-    memo = _memo.get(seed)
-    if memo is None:
-        memo = _memo[seed] = {}
-    tokens = text.split()
-    try:
-        data = b"".join(map(memo.__getitem__, tokens))
-    except KeyError:  # tokens not met before (found with set operations, in C)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        _learn(list(set(tokens).difference(memo)), seed, memo)
-        data = b"".join(map(memo.__getitem__, tokens))
-    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+    from dedup.text.wordhash import word_hashes as compiled
 
-
-def _learn(tokens: list[str], seed: int, memo: dict[str, bytes]) -> None:
-    """Memoize the word hashes of new tokens, each once (normalized together)."""
-    hash64 = xxhash.xxh64_intdigest
-    for token, line in zip(tokens, normalized_lines(tokens), strict=True):
-        if line and " " not in line:  # the usual case: one word
-            memo[token] = hash64(line.encode("utf-8"), seed).to_bytes(8, "little")
-            continue
-        # Several words, none, or a character the one-pass table does not cover.
-        found = normalized_words(token) if line is None else line.split()
-        memo[token] = b"".join(hash64(w.encode("utf-8"), seed).to_bytes(8, "little") for w in found)
+    return compiled(text, seed)
 
 
 def shingle_hashes_of_words(hashes: npt.NDArray[np.uint64], n: int = 3) -> HashArray:

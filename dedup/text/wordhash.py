@@ -1,0 +1,190 @@
+"""The word hashes of a text, compiled: normalize, cut into words and hash each with xxh64 in one
+pass over the text's code points, without a Python object per word.
+
+It computes exactly what ``[xxh64(w.encode("utf-8"), seed) for w in normalized_words(text)]``
+does (a property test holds the two together): white space cuts tokens; inside a token each
+character goes through the one ``str.translate`` table of :mod:`dedup.text.normalize` (removed,
+folded, or a word break). A token with any character outside that table (a presentation form,
+a character NFKC changes, another script) is normalized by :func:`normalized_words` in Python,
+as before; news text has few.
+
+Importing this module compiles the kernels with numba, or loads them from numba's cache (about
+0.1 s; the first time ever, about 2 s), which is why :mod:`dedup.text.shingles` imports it only
+when it first hashes a text and worker processes import it before they are forked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+import xxhash
+
+from dedup.text.normalize import _ONE_PASS, normalized_words
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _inline(function: _F) -> _F:
+    return cast(_F, numba.njit(inline="always")(function))
+
+
+def _compiled(signature: Any) -> Callable[[_F], _F]:
+    return cast(Callable[[_F], _F], numba.njit(signature, cache=True, nogil=True))
+
+
+# xxh64's primes (https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md).
+_P1 = np.uint64(0x9E3779B185EBCA87)
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_P3 = np.uint64(0x165667B19E3779F9)
+_P4 = np.uint64(0x85EBCA77C2B2AE63)
+_P5 = np.uint64(0x27D4EB2F165667C5)
+
+
+@_inline
+def _rotl(x: np.uint64, r: int) -> np.uint64:
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+@_inline
+def _read(buf: npt.NDArray[np.uint8], at: int, size: int) -> np.uint64:
+    """``size`` bytes of ``buf`` from ``at``, little-endian."""
+    value = np.uint64(0)
+    for i in range(size):
+        value |= np.uint64(buf[at + i]) << np.uint64(8 * i)
+    return value
+
+
+@_inline
+def _round(acc: np.uint64, lane: np.uint64) -> np.uint64:
+    return _rotl(acc + lane * _P2, 31) * _P1
+
+
+@_compiled("uint64(uint8[::1], int64, uint64)")
+def xxh64(buf: npt.NDArray[np.uint8], size: int, seed: np.uint64) -> np.uint64:
+    """XXH64 of the first ``size`` bytes of ``buf`` (``xxhash.xxh64_intdigest``'s value)."""
+    at = 0
+    if size >= 32:
+        v1, v2, v3, v4 = seed + _P1 + _P2, seed + _P2, seed, seed - _P1
+        while at + 32 <= size:
+            v1 = _round(v1, _read(buf, at, 8))
+            v2 = _round(v2, _read(buf, at + 8, 8))
+            v3 = _round(v3, _read(buf, at + 16, 8))
+            v4 = _round(v4, _read(buf, at + 24, 8))
+            at += 32
+        h = _rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)
+        for v in (v1, v2, v3, v4):
+            h = (h ^ _round(np.uint64(0), v)) * _P1 + _P4
+    else:
+        h = seed + _P5
+    h += np.uint64(size)
+    while at + 8 <= size:
+        h = _rotl(h ^ _round(np.uint64(0), _read(buf, at, 8)), 27) * _P1 + _P4
+        at += 8
+    if at + 4 <= size:
+        h = _rotl(h ^ (_read(buf, at, 4) * _P1), 23) * _P2 + _P3
+        at += 4
+    while at < size:
+        h = _rotl(h ^ (np.uint64(buf[at]) * _P5), 11) * _P1
+        at += 1
+    h ^= h >> np.uint64(33)
+    h *= _P2
+    h ^= h >> np.uint64(29)
+    h *= _P3
+    h ^= h >> np.uint64(32)
+    return h
+
+
+# What the table says of a code point: >= 0 the character it becomes, else one of these.
+_SPACE = -1  # white space: ends the token (str.split)
+_BREAK = -2  # another non-word character: ends the word
+_REMOVED = -3  # a mark or control: dropped, the word goes on
+_ELSEWHERE = -4  # not in the one-pass table: the whole token is normalized in Python
+
+
+def _table() -> npt.NDArray[np.int32]:
+    table = np.full(0x10000, _ELSEWHERE, dtype=np.int32)
+    for cp, becomes in _ONE_PASS.items():
+        table[cp] = _REMOVED if becomes is None else _BREAK if becomes.isspace() else ord(becomes)
+    table[[cp for cp in range(0x10000) if chr(cp).isspace()]] = _SPACE
+    return table
+
+
+_TABLE = _table()
+
+
+_types: Any = numba.types
+# The code points come from np.frombuffer over bytes, read-only: a string signature cannot say so.
+_HASH_WORDS = _types.UniTuple(numba.int64, 2)(_types.Array(numba.uint32, 1, "C", readonly=True), numba.int32[::1],
+                                               numba.uint64, numba.uint64[::1], numba.int64[:, ::1])
+
+
+@_compiled(_HASH_WORDS)
+def _hash_words(code_points: npt.NDArray[np.uint32], table: npt.NDArray[np.int32], seed: np.uint64,
+                out: npt.NDArray[np.uint64], elsewhere: npt.NDArray[np.int64]) -> tuple[int, int]:
+    """Write the word hashes of a text to ``out`` and return how many, with the number of tokens
+    left to Python: for each, its start and end (code points) and where its hashes go in ``out``."""
+    n = code_points.size
+    word = np.empty(3 * n + 3, dtype=np.uint8)  # the current word in UTF-8 (the table maps into the BMP)
+    length = count = left = 0
+    token_start = token_out = 0
+    i = 0
+    while i < n:
+        cp = code_points[i]
+        becomes = table[cp] if cp < table.size else _ELSEWHERE
+        if becomes >= 0:
+            if becomes < 0x80:
+                word[length] = becomes
+                length += 1
+            elif becomes < 0x800:
+                word[length] = 0xC0 | (becomes >> 6)
+                word[length + 1] = 0x80 | (becomes & 0x3F)
+                length += 2
+            else:
+                word[length] = 0xE0 | (becomes >> 12)
+                word[length + 1] = 0x80 | ((becomes >> 6) & 0x3F)
+                word[length + 2] = 0x80 | (becomes & 0x3F)
+                length += 3
+        elif becomes == _ELSEWHERE:  # the token's words so far are dropped: Python does it all
+            end = i
+            while end < n and not (code_points[end] < table.size and table[code_points[end]] == _SPACE):
+                end += 1
+            elsewhere[left, 0], elsewhere[left, 1], elsewhere[left, 2] = token_start, end, token_out
+            left += 1
+            count, length, i = token_out, 0, end
+            continue
+        elif becomes != _REMOVED:  # a break or white space ends the word
+            if length:
+                out[count] = xxh64(word, length, seed)
+                count += 1
+                length = 0
+            if becomes == _SPACE:
+                token_start, token_out = i + 1, count
+        i += 1
+    if length:
+        out[count] = xxh64(word, length, seed)
+        count += 1
+    return count, left
+
+
+def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
+    """xxh64 of each normalized word of ``text``, in order (see the module's docstring)."""
+    # One code point per item (a lone surrogate too: it goes to Python, which refuses it as before).
+    code_points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    most = code_points.size // 2 + 1  # words (and tokens) alternate with what separates them
+    out = np.empty(most, dtype=np.uint64)
+    elsewhere = np.empty((most, 3), dtype=np.int64)
+    count, left = _hash_words(code_points, _TABLE, np.uint64(seed), out, elsewhere)
+    if not left:
+        return out[:count]
+    pieces, done = [], 0
+    for start, end, at in elsewhere[:left].tolist():
+        pieces.append(out[done:at])
+        pieces.append(np.array([xxhash.xxh64_intdigest(w.encode("utf-8"), seed)
+                                for w in normalized_words(text[start:end])], dtype=np.uint64))
+        done = at
+    pieces.append(out[done:count])
+    return np.concatenate(pieces)
