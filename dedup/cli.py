@@ -92,13 +92,13 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     with _sigterm_unwinds():
         # The workers start (and import the engine) while the dump is read.
         pool = worker_pool(workers) if workers > 1 and not match_only else None
+        ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
         try:
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
             # The workers sketch the articles as they are read (the order does not matter to
             # them); the detector then adds them in time order.
-            ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
             with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns,
                       on_read=ahead.submit if ahead is not None else None) as dump, \
                     Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
@@ -124,6 +124,8 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
         except DedupError as exc:
             raise click.ClickException(str(exc)) from None
         finally:
+            if ahead is not None:
+                ahead.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     for line in report.skipped:

@@ -20,7 +20,7 @@ import tempfile
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -185,18 +185,35 @@ class SketchAhead:
         self._where: dict[str, tuple[int, Future[_PackedSketches], int]] = {}
         self._unpacked: dict[Future[_PackedSketches], list[Sketch]] = {}
         self._left: dict[Future[_PackedSketches], int] = {}
+        # Handing a chunk to a pool that is still starting waits until its first worker is
+        # forked: a thread of its own does that, so the caller goes on reading meanwhile.
+        self._handing = ThreadPoolExecutor(1, thread_name_prefix="dedup-sketch-ahead")
 
     def submit(self, articles: list[Article]) -> None:
-        """Start sketching these articles (as many as there is room for)."""
+        """Start sketching these articles (as many as there is room for); returns at once."""
         articles = [a for a in articles[: max(self._room, 0)] if a.id not in self._where]
         if not articles:
             return
         fields = [_fields(a) for a in articles]
-        future = self.pool.submit(_sketch_fields, fields, self.config)
+        future: Future[_PackedSketches] = Future()
+        self._handing.submit(self._hand_over, fields, future)
         self._room -= len(articles)
         self._left[future] = len(articles)
         for place, (a, f) in enumerate(zip(articles, fields, strict=True)):
             self._where[a.id] = (hash(f), future, place)
+
+    def _hand_over(self, fields: list[_Fields], future: Future[_PackedSketches]) -> None:
+        """Submit a chunk to the pool; ``future`` then follows the pool's (its result or error)."""
+        try:
+            done = self.pool.submit(_sketch_fields, fields, self.config)
+        except BaseException as exc:  # the pool was shut down or broke meanwhile
+            future.set_exception(exc)
+            return
+        done.add_done_callback(functools.partial(_relay, future))
+
+    def close(self) -> None:
+        """Let the thread that hands chunks over go (what was handed over still runs)."""
+        self._handing.shutdown(wait=False)
 
     def _take(self, chunk: list[Article], config: SketchConfig) -> Callable[[], list[Sketch]]:
         """What gives the sketches of ``chunk``: those computed ahead, and the rest submitted now."""
@@ -228,6 +245,15 @@ class SketchAhead:
             return [k for k in out if k is not None]
 
         return sketches
+
+
+def _relay(to: Future[_PackedSketches], done: Future[_PackedSketches]) -> None:
+    if done.cancelled():
+        to.cancel()
+    elif (error := done.exception()) is not None:
+        to.set_exception(error)
+    else:
+        to.set_result(done.result())
 
 
 def _unpack(future: Future[_PackedSketches]) -> list[Sketch]:

@@ -188,8 +188,28 @@ def test_sketches_computed_ahead_in_another_order_give_the_same_decisions(storie
         for start in range(len(items) - 1, -1, -3):  # met in reverse order, three at a time
             ahead.submit(items[max(start - 2, 0) : start + 1])
         assert d.add_all(ordered, chunk_size=4, ahead=ahead) == len(ordered)
+        ahead.close()
         assert decided(d) == expected
     assert sum(row[0] != row[4] for row in expected) >= len(stories) * 3 - 1
+
+
+def test_a_pool_that_failed_while_sketching_ahead_fails_the_adding_and_adds_nothing(
+        tmp_path: Path, stories: dict[str, str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dedup.detector import SketchAhead
+    from dedup.sketch import SketchConfig
+
+    items = _many(stories)
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()  # e.g. a worker process died: the pool takes nothing more
+    ahead = SketchAhead(pool, SketchConfig())
+    ahead.submit(items)  # returns at once; the failure shows when the sketches are needed
+    with Detector.open(tmp_path) as d:
+        with pytest.raises(RuntimeError, match="shutdown"):
+            d.add_all(items, chunk_size=4, ahead=ahead)
+        assert len(d) == 0
+    ahead.close()
 
 
 def test_workers_refuse_a_changed_id_before_adding_anything(tmp_path: Path, stories: dict[str, str]) -> None:
