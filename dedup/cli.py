@@ -113,6 +113,8 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                                 ids.add(article.id)
                                 yield article
 
+                        if len(dump) + len(detector) >= detector.COMPILE_FROM:
+                            detector.compile()
                         detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress,
                                          ahead=ahead)
                         rows = _item_rows(detector, ids)

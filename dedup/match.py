@@ -9,6 +9,7 @@ that two texts are one story, so they count neither in the overlap nor in the si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -156,14 +157,23 @@ class _Run:
 
     def bounds(self, needles: _KeyArray) -> tuple[_Int64Array, _Int64Array]:
         """For each needle, where its equal keys start and end (as ``searchsorted`` left, right)."""
+        keys = self.keys
         if self._directory is None:
-            lo: _Int64Array = np.searchsorted(self.keys, needles, side="left").astype(np.int64)
-            hi: _Int64Array = np.searchsorted(self.keys, needles, side="right").astype(np.int64)
-            return lo, hi
-        top = (needles >> self._shift).astype(np.intp)
-        start, end = self._directory[top].astype(np.int64), self._directory[top + 1].astype(np.int64)
-        lo = self._bisect(needles, start, end, right=False)
-        return lo, self._bisect(needles, lo, end, right=True)
+            lo: _Int64Array = np.searchsorted(keys, needles, side="left").astype(np.int64)
+        else:
+            top = (needles >> self._shift).astype(np.intp)
+            start, end = self._directory[top].astype(np.int64), self._directory[top + 1].astype(np.int64)
+            lo = self._bisect(needles, start, end, right=False)
+        # Most needles are in no run (their band values are new): only the others need an end.
+        hi = lo.copy()
+        hit = np.flatnonzero(keys[np.minimum(lo, keys.size - 1)] == needles) if keys.size else lo[:0]
+        if hit.size:
+            if self._directory is None:
+                hi[hit] = np.searchsorted(keys, needles[hit], side="right")
+            else:
+                top = (needles[hit] >> self._shift).astype(np.intp)
+                hi[hit] = self._bisect(needles[hit], lo[hit], self._directory[top + 1].astype(np.int64), right=True)
+        return lo, hi
 
     def _bisect(self, needles: _KeyArray, lo: _Int64Array, hi: _Int64Array, *, right: bool) -> _Int64Array:
         lo, hi = lo.copy(), hi.copy()
@@ -213,11 +223,19 @@ class BandIndex:
         self.rows = rows
         self.bucket_limit = bucket_limit
         self._runs: list[_Run] = []
+        self._kernels: ModuleType | None = None
         salt = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         self._salt = _fmix64(salt)
 
     def __len__(self) -> int:
         return sum(run.keys.size for run in self._runs) // self.bands
+
+    def compile(self) -> None:
+        """Look batches up with compiled kernels from now on (:mod:`dedup._compiled`), with the
+        same results."""
+        from dedup import _compiled
+
+        self._kernels = _compiled
 
     def keys(self, signatures: npt.NDArray[np.uint32]) -> _KeyArray:
         """One 64-bit key per band: shape (documents, bands)."""
@@ -271,20 +289,28 @@ class BandIndex:
         # ones found are the `limit` most recent without sorting them all.
         need = None if limit is None else limit - (position - first)
         wanted = np.arange(ordered.size, dtype=np.int64)
+        kernels = self._kernels
         for run in reversed(self._runs):
             if need is not None:
                 wanted = wanted[need[wanted] > 0]
                 if wanted.size == 0:
                     break
-            found_at, found = self._lookup(wanted, ordered[wanted], run, None if need is None else need[wanted])
+            if kernels is not None:  # the same, in one compiled pass (it lowers `need` itself)
+                found_at, found = kernels.run_lookup(run.keys, run.seqs, ordered, wanted,
+                                                     wanted if need is None else need, need is not None)
+            else:
+                found_at, found = self._lookup(wanted, ordered[wanted], run, None if need is None else need[wanted])
+                if need is not None:
+                    need -= np.bincount(found_at, minlength=need.size)
             queries.append(order[found_at])
             earlier.append(found)
-            if need is not None:
-                need -= np.bincount(found_at, minlength=need.size)
         self._push(ordered, nums[owner_of[order]])
         query = np.concatenate(queries)
         found = np.concatenate(earlier)
         pairs_later = owner_of[query]
+        if kernels is not None:
+            flat, bounds = kernels.unique_candidates(pairs_later, found, nums)
+            return [flat[bounds[i] : bounds[i + 1]] for i in range(n)]
         keep = nums[pairs_later] != found
         # One int64 key a pair (batch position, earlier number): a flat sort, not a row-wise unique.
         span = np.int64(int(max(nums.max(), found.max(initial=0))) + 1)
@@ -335,6 +361,9 @@ class SharedTextCounter:
     A slot counts the articles holding any shingle that falls in it, so a count can only be
     raised by collisions, which makes verification stricter, never looser. Counts stop at 255
     (one byte a slot keeps the table in cache); only "more than ``limit``" is ever asked.
+
+    After :meth:`compile` the counting and :func:`overlap_many` with this counter run in
+    compiled kernels (:mod:`dedup._compiled`), with the same results.
     """
 
     CAP = 255
@@ -342,15 +371,32 @@ class SharedTextCounter:
     def __init__(self, slots_log2: int) -> None:
         self._mask = np.uint32((1 << slots_log2) - 1)
         self._counts = np.zeros(1 << slots_log2, dtype=np.uint8)
+        self._kernels: ModuleType | None = None
+
+    def compile(self) -> None:
+        """Use the compiled kernels from now on (importing them loads numba, about 0.5 s)."""
+        from dedup import _compiled
+
+        self._kernels = _compiled
+
+    @property
+    def compiled(self) -> bool:
+        return self._kernels is not None
 
     def add(self, shingles: HashArray) -> None:
         """Count the (distinct) shingles of one more article."""
+        if self._kernels is not None:
+            self._kernels.counter_add(self._counts, shingles, self._mask, self.CAP)
+            return
         # Two shingles of one article in one slot raise it once: the article is counted once.
         slots = shingles & self._mask
         self._counts[slots] = np.minimum(self._counts[slots], self.CAP - 1) + 1
 
     def remove(self, shingles: HashArray) -> None:
         """Stop counting an article counted before (a saturated slot stays saturated)."""
+        if self._kernels is not None:
+            self._kernels.counter_remove(self._counts, shingles, self._mask, self.CAP)
+            return
         slots = shingles & self._mask
         counts = self._counts[slots]
         self._counts[slots] = np.where(counts == self.CAP, counts, counts - (counts > 0))
@@ -406,6 +452,14 @@ def overlap_many(
     """
     k = len(others)
     sizes = np.fromiter(map(len, others), dtype=np.int64, count=k)
+    kernels = counter._kernels
+    if kernels is not None:
+        starts = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        b = np.concatenate(others) if k else np.empty(0, dtype=np.uint32)
+        result: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+        result = kernels.overlap_many(a, a_common, b, starts, counter._counts, counter._mask, limit)
+        return result
     if a.size == 0 or k == 0 or not sizes.all() or sizes.sum() >= 1 << _PACK:
         return _overlap_many_general(a, a_common, others, sizes, counter, limit)
     # The usual case, every set non-empty and small: three counts per other summed in one pass,

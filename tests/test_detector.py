@@ -168,6 +168,23 @@ def test_workers_and_chunk_size_do_not_change_decisions(stories: dict[str, str])
     assert sum(d.action == "copy" for d in got) >= len(stories) * 3 - 1
 
 
+def test_compiled_matching_gives_the_same_decisions_and_starts_by_itself_when_large(
+        stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    items = _many(stories)
+    with Detector.in_memory() as plain:
+        expected = plain.add_many(items, chunk_size=4)
+        assert not plain.compiled
+    with Detector.in_memory() as compiled:
+        compiled.compile()
+        assert compiled.add_many(items, chunk_size=4) == expected
+    monkeypatch.setattr(Detector, "COMPILE_FROM", len(items) // 2)
+    with Detector.in_memory() as switching:  # compiled kernels from the middle of the run on
+        assert switching.add_many(items[: len(items) // 2], chunk_size=4) == expected[: len(items) // 2]
+        assert not switching.compiled
+        assert switching.add_many(items[len(items) // 2 :], chunk_size=4) == expected[len(items) // 2 :]
+        assert switching.compiled
+
+
 def test_sketches_computed_ahead_in_another_order_give_the_same_decisions(stories: dict[str, str]) -> None:
     from dedup.detector import SketchAhead, worker_pool
 

@@ -39,24 +39,29 @@ def test_same_candidates_as_minhashlsh_one_batch(stories: dict[str, str]) -> Non
     st.sampled_from([(4, 2), (8, 1), (2, 4)]),
     st.sampled_from([None, 1, 2, 5]),
     st.booleans(),
+    st.booleans(),
 )
 def test_batches_of_any_size_equal_one_at_a_time(
-    rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None, directories: bool
+    rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None, directories: bool,
+    compiled: bool
 ) -> None:
     if directories:  # every run searched through its directory, as long runs are
         with mock.patch("dedup.match._DIRECTORY_MIN", 1):
-            _check_batches(rows, batch, banding, limit)
+            _check_batches(rows, batch, banding, limit, compiled)
     else:
-        _check_batches(rows, batch, banding, limit)
+        _check_batches(rows, batch, banding, limit, compiled)
 
 
-def _check_batches(rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None) -> None:
+def _check_batches(rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None,
+                   compiled: bool = False) -> None:
     # Tiny value ranges force many equal bands, so buckets of every size occur.
     sigs = np.array(rows, dtype=np.uint32)
     bands, per_band = banding
     one_by_one = BandIndex(bands, per_band, limit)
     expected = [one_by_one.add_batch([i], sigs[i : i + 1])[0].tolist() for i in range(len(sigs))]
     batched = BandIndex(bands, per_band, limit)
+    if compiled:  # the compiled lookups find what numpy finds
+        batched.compile()
     got: list[list[int]] = []
     for start in range(0, len(sigs), batch):
         got += [c.tolist() for c in batched.add_batch(np.arange(start, min(start + batch, len(sigs))),
@@ -116,3 +121,32 @@ def test_overlap_with_many_equals_overlap_with_each(a_values: list[int], others_
     for i, b in enumerate(others):
         o = overlap(a, counter.common(a, limit), b, counter.common(b, limit))
         assert (shared[i], containment[i], jaccard[i]) == pytest.approx((o.shared, o.containment, o.jaccard))
+
+
+_SET = st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 40), max_size=60).map(
+    lambda values: np.unique(np.array(values, dtype=np.uint32)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _SET, st.integers(1, 300)), max_size=12), _SET, st.lists(_SET, max_size=6),
+       st.integers(0, 12), st.data())
+def test_compiled_kernels_count_and_verify_bit_for_bit_as_numpy(
+        steps: list[tuple[bool, np.ndarray, int]], a: np.ndarray, others: list[np.ndarray], limit: int,
+        data: st.DataObject) -> None:
+    from dedup.match import SharedTextCounter, overlap_many
+
+    plain, compiled = SharedTextCounter(16), SharedTextCounter(16)
+    compiled.compile()
+    # Adding one set many times saturates its slots; small values share slots with large ones.
+    for add, shingles, times in steps:
+        for _ in range(times):
+            for counter in (plain, compiled):
+                (counter.add if add else counter.remove)(shingles)
+    assert np.array_equal(plain._counts, compiled._counts)
+    # The caller's own mask of a's common shingles (usually the counter's, but it need not be).
+    a_common = plain.common(a, limit) | np.array(data.draw(st.lists(st.booleans(), min_size=a.size, max_size=a.size)),
+                                                 dtype=bool)
+    expected = overlap_many(a, a_common, others, plain, limit)
+    got = overlap_many(a, a_common, others, compiled, limit)
+    for want, have in zip(expected, got, strict=True):
+        assert want.dtype == have.dtype and want.tolist() == have.tolist()

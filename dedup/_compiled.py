@@ -1,0 +1,183 @@
+"""The matcher's per-article loops, compiled with numba: the shared-text counts and verification.
+
+Each kernel computes exactly what the numpy code of :mod:`dedup.match` computes (property tests
+hold the two together, bit for bit), in one call instead of a dozen numpy calls on small arrays:
+with a few hundred shingles an article, numpy's per-call overhead, not the arithmetic, was the
+cost. Importing this module loads numba (about 0.5 s, with the scipy it imports), so a detector
+switches to these kernels only once it holds enough articles to repay that
+(:meth:`dedup.match.SharedTextCounter.compile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _compiled(function: _F) -> _F:
+    # Compiled at the first call for the argument types met (read-only arrays are a type of
+    # their own), from numba's cache after the first run.
+    return cast(_F, numba.njit(cache=True, nogil=True)(function))
+
+
+@_compiled
+def counter_add(counts: npt.NDArray[np.uint8], shingles: npt.NDArray[np.uint32], mask: np.uint32,
+                cap: int) -> None:
+    """``counts[slots] = min(counts[slots], cap - 1) + 1`` as numpy does it: all read, then all
+    written, so two shingles of one article in one slot raise it once."""
+    raised = np.empty(shingles.size, dtype=np.uint8)
+    for i in range(shingles.size):
+        raised[i] = min(counts[shingles[i] & mask], cap - 1) + 1
+    for i in range(shingles.size):
+        counts[shingles[i] & mask] = raised[i]
+
+
+@_compiled
+def counter_remove(counts: npt.NDArray[np.uint8], shingles: npt.NDArray[np.uint32], mask: np.uint32,
+                   cap: int) -> None:
+    """``counts[slots] = where(counts == cap, counts, counts - (counts > 0))``, read then written."""
+    lowered = np.empty(shingles.size, dtype=np.uint8)
+    for i in range(shingles.size):
+        count = counts[shingles[i] & mask]
+        lowered[i] = count if count == cap or count == 0 else count - 1
+    for i in range(shingles.size):
+        counts[shingles[i] & mask] = lowered[i]
+
+
+@_compiled
+def overlap_many(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], b: npt.NDArray[np.uint32],
+                 starts: npt.NDArray[np.int64], counts: npt.NDArray[np.uint8], mask: np.uint32,
+                 limit: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`dedup.match.overlap_many` of the sorted set ``a`` with the sorted sets
+    ``b[starts[i]:starts[i + 1]]``, the others' common shingles read from ``counts``."""
+    k = starts.size - 1
+    shared = np.zeros(k, dtype=np.int64)
+    containment = np.zeros(k)
+    jaccard = np.zeros(k)
+    if a.size == 0 or b.size == 0:
+        return shared, containment, jaccard
+    specific_a = a.size - np.count_nonzero(a_common)
+    for i in range(k):
+        start, end = starts[i], starts[i + 1]
+        inter = both = common_b = 0
+        at = 0  # both sets ascend: each b is looked for from where the last one was
+        for j in range(start, end):
+            value = b[j]
+            common = counts[value & mask] > limit
+            common_b += common
+            # Gallop, then bisect, to the first a >= value.
+            step = 1
+            while at + step < a.size and a[at + step] < value:
+                step *= 2
+            low, high = at, min(at + step, a.size)
+            while low < high:
+                mid = (low + high) >> 1
+                if a[mid] < value:
+                    low = mid + 1
+                else:
+                    high = mid
+            at = low
+            if at < a.size and a[at] == value:
+                inter += 1
+                if not common and not a_common[at]:
+                    both += 1
+        shared[i] = both
+        smaller = min(specific_a, (end - start) - common_b)
+        containment[i] = both / max(smaller, 1) if smaller > 0 else 0.0
+        union = a.size + (end - start) - inter
+        jaccard[i] = inter / max(union, 1) if union > 0 else 0.0
+    return shared, containment, jaccard
+
+
+@_compiled
+def _first_at_least(keys: npt.NDArray[np.uint64], value: np.uint64, at: int, strict: bool) -> int:
+    """The first position from ``at`` whose key is >= ``value`` (> ``value`` when ``strict``):
+    galloping from ``at``, then bisecting, so a run of ascending values walks forward cheaply."""
+    n = keys.size
+    step = 1
+    while at + step < n and (keys[at + step] <= value if strict else keys[at + step] < value):
+        step *= 2
+    low, high = at, min(at + step + 1, n)
+    while low < high:
+        mid = (low + high) >> 1
+        if keys[mid] <= value if strict else keys[mid] < value:
+            low = mid + 1
+        else:
+            high = mid
+    return low
+
+
+@_compiled
+def run_lookup(keys: npt.NDArray[np.uint64], seqs: npt.NDArray[np.int32], needles: npt.NDArray[np.uint64],
+               wanted: npt.NDArray[np.int64], need: npt.NDArray[np.int64],
+               limited: bool) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The entries of one sorted run of the band index equal to ``needles[wanted]`` (ascending):
+    for each, the last ``need[w]`` of them (all unless ``limited``), as (position in ``needles``,
+    number). ``need`` is lowered by what was found."""
+    m = wanted.size
+    lo = np.empty(m, dtype=np.int64)
+    hi = np.empty(m, dtype=np.int64)
+    at = 0
+    total = 0
+    for w in range(m):
+        value = needles[wanted[w]]
+        at = _first_at_least(keys, value, at, False)
+        end = at
+        if end < keys.size and keys[end] == value:
+            end = _first_at_least(keys, value, end, True)
+        start = max(at, end - need[wanted[w]]) if limited else at
+        lo[w], hi[w] = start, end
+        total += end - start
+    found_at = np.empty(total, dtype=np.int64)
+    found = np.empty(total, dtype=np.int64)
+    out = 0
+    for w in range(m):
+        for j in range(lo[w], hi[w]):
+            found_at[out] = wanted[w]
+            found[out] = seqs[j]
+            out += 1
+        if limited:
+            need[wanted[w]] -= hi[w] - lo[w]
+    return found_at, found
+
+
+@_compiled
+def unique_candidates(later: npt.NDArray[np.int64], found: npt.NDArray[np.int64], numbers: npt.NDArray[np.int64]
+                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For each article ``i`` of a batch (numbered ``numbers[i]``), the distinct ``found[p]`` of its
+    pairs (``later[p] == i``) other than itself, ascending: one flat array and its bounds."""
+    n = numbers.size
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    for p in range(later.size):
+        bounds[later[p] + 1] += 1
+    for i in range(n):
+        bounds[i + 1] += bounds[i]
+    grouped = np.empty(later.size, dtype=np.int64)
+    fill = bounds[:-1].copy()
+    for p in range(later.size):
+        grouped[fill[later[p]]] = found[p]
+        fill[later[p]] += 1
+    top = 0
+    for p in range(found.size):
+        top = max(top, found[p])
+    seen = np.zeros(top + 1, dtype=np.int64)  # seen[x] == i + 1: x is already among i's
+    out = np.empty(later.size, dtype=np.int64)
+    kept = np.zeros(n + 1, dtype=np.int64)
+    size = 0
+    for i in range(n):
+        start = size
+        for p in range(bounds[i], bounds[i + 1]):
+            x = grouped[p]
+            if x != numbers[i] and seen[x] != i + 1:
+                seen[x] = i + 1
+                out[size] = x
+                size += 1
+        out[start:size].sort()
+        kept[i + 1] = size
+    return out[:size], kept
