@@ -26,6 +26,10 @@ def _compiled(function: _F) -> _F:
     return cast(_F, numba.njit(cache=True, nogil=True)(function))
 
 
+def _inline(function: _F) -> _F:
+    return cast(_F, numba.njit(inline="always")(function))
+
+
 @_compiled
 def counter_add(counts: npt.NDArray[np.uint8], shingles: npt.NDArray[np.uint32], mask: np.uint32,
                 cap: int) -> None:
@@ -50,6 +54,40 @@ def counter_remove(counts: npt.NDArray[np.uint8], shingles: npt.NDArray[np.uint3
         counts[shingles[i] & mask] = lowered[i]
 
 
+@_inline
+def _overlap_one(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], specific_a: int,
+                 b: npt.NDArray[np.uint32], start: int, end: int, counts: npt.NDArray[np.uint8], mask: np.uint32,
+                 limit: int) -> tuple[int, float, float]:
+    """(shared, containment, jaccard) of ``a`` and ``b[start:end]``, both sorted (see overlap_many)."""
+    inter = both = common_b = 0
+    at = 0  # both sets ascend: each b is looked for from where the last one was
+    for j in range(start, end):
+        value = b[j]
+        common = counts[value & mask] > limit
+        common_b += common
+        # Gallop, then bisect, to the first a >= value.
+        step = 1
+        while at + step < a.size and a[at + step] < value:
+            step *= 2
+        low, high = at, min(at + step, a.size)
+        while low < high:
+            mid = (low + high) >> 1
+            if a[mid] < value:
+                low = mid + 1
+            else:
+                high = mid
+        at = low
+        if at < a.size and a[at] == value:
+            inter += 1
+            if not common and not a_common[at]:
+                both += 1
+    smaller = min(specific_a, (end - start) - common_b)
+    containment = both / max(smaller, 1) if smaller > 0 else 0.0
+    union = a.size + (end - start) - inter
+    jaccard = inter / max(union, 1) if union > 0 else 0.0
+    return both, containment, jaccard
+
+
 @_compiled
 def overlap_many(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], b: npt.NDArray[np.uint32],
                  starts: npt.NDArray[np.int64], counts: npt.NDArray[np.uint8], mask: np.uint32,
@@ -62,37 +100,43 @@ def overlap_many(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], b: 
     jaccard = np.zeros(k)
     if a.size == 0 or b.size == 0:
         return shared, containment, jaccard
-    specific_a = a.size - np.count_nonzero(a_common)
+    specific_a = int(a.size - np.count_nonzero(a_common))
     for i in range(k):
-        start, end = starts[i], starts[i + 1]
-        inter = both = common_b = 0
-        at = 0  # both sets ascend: each b is looked for from where the last one was
-        for j in range(start, end):
-            value = b[j]
-            common = counts[value & mask] > limit
-            common_b += common
-            # Gallop, then bisect, to the first a >= value.
-            step = 1
-            while at + step < a.size and a[at + step] < value:
-                step *= 2
-            low, high = at, min(at + step, a.size)
-            while low < high:
-                mid = (low + high) >> 1
-                if a[mid] < value:
-                    low = mid + 1
-                else:
-                    high = mid
-            at = low
-            if at < a.size and a[at] == value:
-                inter += 1
-                if not common and not a_common[at]:
-                    both += 1
-        shared[i] = both
-        smaller = min(specific_a, (end - start) - common_b)
-        containment[i] = both / max(smaller, 1) if smaller > 0 else 0.0
-        union = a.size + (end - start) - inter
-        jaccard[i] = inter / max(union, 1) if union > 0 else 0.0
+        shared[i], containment[i], jaccard[i] = _overlap_one(a, a_common, specific_a, b, starts[i], starts[i + 1],
+                                                             counts, mask, limit)
     return shared, containment, jaccard
+
+
+@_compiled
+def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: npt.NDArray[np.float64],
+           day: float, window: float, sets: npt.NDArray[np.uint32], ends: npt.NDArray[np.int64], base: int,
+           counts: npt.NDArray[np.uint8], mask: np.uint32, limit: int, min_shared: int, threshold: float
+           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The links of an article's shingle set ``a``: the candidates published within ``window`` days
+    of ``day`` (any, when unknown) that share at least ``min_shared`` specific shingles and
+    ``threshold`` of the smaller one's (numbers, containment, jaccard, in the candidates' order).
+
+    Candidate ``c``'s set is ``sets[ends[c - 1] - base : ends[c] - base]`` (``ends[-1]`` read as 0).
+    What :meth:`dedup.detector.Detector._verify` computes with :func:`dedup.match.overlap_many`.
+    """
+    a_common = np.empty(a.size, dtype=np.bool_)
+    for i in range(a.size):
+        a_common[i] = counts[a[i] & mask] > limit
+    specific_a = int(a.size - np.count_nonzero(a_common))
+    linked = np.empty(candidates.size, dtype=np.int64)
+    containments = np.empty(candidates.size)
+    jaccards = np.empty(candidates.size)
+    kept = 0
+    for c in candidates:
+        if not np.isnan(day) and not (np.isnan(days[c]) or abs(days[c] - day) <= window):
+            continue
+        start = (ends[c - 1] if c else 0) - base
+        shared, containment, jaccard = _overlap_one(a, a_common, specific_a, sets, start, ends[c] - base,
+                                                    counts, mask, limit)
+        if shared >= min_shared and containment >= threshold:
+            linked[kept], containments[kept], jaccards[kept] = c, containment, jaccard
+            kept += 1
+    return linked[:kept], containments[:kept], jaccards[:kept]
 
 
 @_compiled

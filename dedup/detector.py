@@ -408,6 +408,65 @@ class _Archive:
 _DETAILS = ("title", "url", "byline", "credit_text", "fetched_at")  # read back when asked
 
 
+class _LiveShingles:
+    """The shingle sets of the articles still in the template window, end to end in one array.
+
+    Articles are appended in number order and leave in number order (:meth:`release`), so the
+    sets live in one growing array: a compiled kernel reads any of them by number without a
+    Python object per set (``sets``, ``ends`` and ``base``: article ``seq``'s set is
+    ``sets[ends[seq - 1] - base : ends[seq] - base]``). The array is copied into a new one
+    when it fills or when most of it belongs to released articles, never changed where it was
+    handed out: a set read before stays valid.
+    """
+
+    _MIN = 1 << 16
+
+    def __init__(self) -> None:
+        self.sets = np.empty(self._MIN, dtype=np.uint32)
+        self.base = 0  # position of sets[0] among all shingles appended
+        self._ends = np.empty(1024, dtype=np.int64)
+        self._count = 0  # articles appended
+        self.first = 0  # the first article not released
+
+    @property
+    def ends(self) -> npt.NDArray[np.int64]:
+        """Where each article's set ends, among all shingles appended."""
+        return self._ends[: self._count]
+
+    def _start(self, seq: int) -> int:
+        return int(self._ends[seq - 1]) if seq else 0
+
+    def append(self, shingles: HashArray) -> None:
+        used = self._start(self._count) - self.base
+        if used + shingles.size > self.sets.size:
+            self._move(max(2 * (used + shingles.size), self._MIN))
+            used = self._start(self._count) - self.base
+        self.sets[used : used + shingles.size] = shingles
+        if self._count == self._ends.size:
+            self._ends = np.concatenate([self._ends, np.empty_like(self._ends)])
+        self._ends[self._count] = self.base + used + shingles.size
+        self._count += 1
+
+    def get(self, seq: int) -> HashArray:
+        if seq < self.first:
+            raise AssertionError(f"article {seq}'s shingles were released")
+        return self.sets[self._start(seq) - self.base : int(self._ends[seq]) - self.base]
+
+    def release(self, seq: int) -> None:
+        """Forget the sets of the articles numbered below ``seq``."""
+        self.first = seq
+        dead = self._start(seq) - self.base
+        live = self._start(self._count) - self._start(seq)
+        if dead > max(live, self._MIN):
+            self._move(max(2 * live, self._MIN))
+
+    def _move(self, capacity: int) -> None:
+        start, end = self._start(self.first), self._start(self._count)
+        sets = np.empty(capacity, dtype=np.uint32)
+        sets[: end - start] = self.sets[start - self.base : end - self.base]
+        self.sets, self.base = sets, start
+
+
 class Detector:
     """Finds the copies of one story among articles added one by one.
 
@@ -459,7 +518,7 @@ class Detector:
         self._days = array.array("d")  # calendar day of each article (NaN: unknown)
         # Shingle sets of the articles still in the template window (the rows hold none; those
         # before ``_counted_from`` are in the archive).
-        self._shingle_sets: list[HashArray] = []
+        self._live = _LiveShingles()
         self._seq: dict[str, int] = {}
         self._index = BandIndex(mc.bands, mc.rows, mc.bucket_limit)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
@@ -785,13 +844,13 @@ class Detector:
             if not math.isnan(old) and old >= horizon:
                 break
             seq = self._counted_from
-            shingles = self._shingle_sets[seq]
+            shingles = self._live.get(seq)
             if not math.isnan(old) and rows[seq].embedded_in is None:
                 self._shared.remove(shingles)
             # Out of the window: only articles out of time order still meet it; off to the archive.
             self._archive.put(seq, shingles)
-            self._shingle_sets[seq] = _NO_SHINGLES
             self._counted_from += 1
+        self._live.release(self._counted_from)
 
     def _remember(self, row: StoredArticle, shingles: HashArray, day: float,
                   details: tuple[str | None, ...] | None = None) -> None:
@@ -813,7 +872,7 @@ class Detector:
                                           text="", signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
         elif row.signature.size or row.shingles.size:
             row = dataclasses.replace(row, signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
-        self._shingle_sets.append(shingles)
+        self._live.append(shingles)
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
@@ -831,12 +890,22 @@ class Detector:
     # -- matching -----------------------------------------------------------------------------
 
     def _verify(self, shingles: HashArray, candidates: npt.NDArray[np.int64], day: float,
-                window: int = 0) -> list[_Link]:
+                window: int = 0, *, compiled: bool = True) -> list[_Link]:
         """The candidates that verification confirms as linked to a text, in seq order (those
         published at most ``window`` days from ``day``, when it is known)."""
         mc = self.config.match
         if shingles.size == 0 or candidates.size == 0:
             return []
+        if compiled and self._compiled:
+            # Candidates come in number order: those of the archive first, the live ones after.
+            archived = int(np.searchsorted(candidates, self._live.first))
+            links = self._verify(shingles, candidates[:archived], day, window, compiled=False) if archived else []
+            live = self._live
+            seqs, containment, jaccard = self._shared.kernels.verify(
+                shingles, candidates[archived:], np.frombuffer(self._days, dtype=np.float64), day, float(window),
+                live.sets, live.ends, live.base, *self._shared.table, mc.template_docs, mc.min_shared, mc.threshold)
+            found = zip(seqs.tolist(), containment.tolist(), jaccard.tolist(), strict=True)
+            return links + [_Link(seq, c, j) for seq, c, j in found]
         if not math.isnan(day):
             # (A transient view: the array stays free to grow.)
             days = np.frombuffer(self._days, dtype=np.float64)[candidates]
@@ -852,7 +921,7 @@ class Detector:
         return [_Link(seqs[i], float(containment[i]), float(jaccard[i])) for i in keep]
 
     def _shingles(self, seq: int) -> HashArray:
-        return self._archive.get(seq) if seq < len(self._archive) else self._shingle_sets[seq]
+        return self._archive.get(seq) if seq < len(self._archive) else self._live.get(seq)
 
     def _full_row(self, seq: int) -> StoredArticle:
         """An article's row with what memory left on disk read back (not the text)."""

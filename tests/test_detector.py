@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from edits import appended, boilerplate, credited, first_half, house_spelling, new_headline
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup import Article, Detector, DuplicateIdError
 
@@ -385,8 +388,12 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
         expected = result(d)
     story = {article: s for article, s, _canonical in expected[0]}
     assert (story["late"], story["undated"], story["page#embedded-1"], story["cut"]) == (*keys[:3], "page")
-    for keep_texts in (True, False):  # without texts, display fields go to disk too
+    for keep_texts, compiled in ((True, False), (False, False), (False, True)):
+        # Without texts, display fields go to disk too; compiled kernels read the live sets and
+        # leave the archived ones to numpy.
         with Detector.in_memory(keep_texts=keep_texts) as d:
+            if compiled:
+                d.compile()
             d.add_many(items)
             assert len(d._archive) > 0  # the archive is really used
             assert result(d) == expected
@@ -423,3 +430,29 @@ def test_a_later_copy_finds_an_appended_article_only_near_its_page(stories: dict
         # A leaf follows its best match: the later copy, when it met it.
         assert (segment_story == "copy") is meets, copy_day
         assert segment_story in ("copy", "page#embedded-1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3)), max_size=60))
+def test_live_shingle_sets_read_back_what_was_appended_across_moves(steps: list[tuple[int, int]]) -> None:
+    import numpy as np
+
+    from dedup.detector import _LiveShingles
+
+    with mock.patch.object(_LiveShingles, "_MIN", 4):  # tiny, so the array moves often
+        live = _LiveShingles()
+        kept: list[np.ndarray] = []
+        handed_out: list[tuple[np.ndarray, np.ndarray]] = []
+        for size, releasing in steps:
+            values = np.arange(len(kept) * 100, len(kept) * 100 + size, dtype=np.uint32)
+            live.append(values)
+            kept.append(values)
+            handed_out.append((live.get(len(kept) - 1), values))
+            live.release(min(live.first + releasing, len(kept)))
+            for seq in range(live.first, len(kept)):
+                assert live.get(seq).tolist() == kept[seq].tolist()
+                ends = live.ends
+                assert live.sets[(ends[seq - 1] if seq else 0) - live.base : ends[seq] - live.base].tolist() == \
+                    kept[seq].tolist()
+        # A set read before stays as it was, whatever moved since.
+        assert all(view.tolist() == values.tolist() for view, values in handed_out)
