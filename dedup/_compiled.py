@@ -110,11 +110,14 @@ def overlap_many(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], b: 
 @_compiled
 def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: npt.NDArray[np.float64],
            day: float, window: float, sets: npt.NDArray[np.uint32], ends: npt.NDArray[np.int64], base: int,
-           counts: npt.NDArray[np.uint8], mask: np.uint32, limit: int, min_shared: int, threshold: float
-           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+           counts: npt.NDArray[np.uint8], mask: np.uint32, limit: int, min_shared: int, threshold: float,
+           first: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                npt.NDArray[np.int64]]:
     """The links of an article's shingle set ``a``: the candidates published within ``window`` days
     of ``day`` (any, when unknown) that share at least ``min_shared`` specific shingles and
-    ``threshold`` of the smaller one's (numbers, containment, jaccard, in the candidates' order).
+    ``threshold`` of the smaller one's (numbers, containment, jaccard, in the candidates' order),
+    and the candidates within the window whose sets are no longer here (numbered below
+    ``first``), for the caller to verify.
 
     Candidate ``c``'s set is ``sets[ends[c - 1] - base : ends[c] - base]`` (``ends[-1]`` read as 0).
     What :meth:`dedup.detector.Detector._verify` computes with :func:`dedup.match.overlap_many`.
@@ -127,8 +130,14 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
     containments = np.empty(candidates.size)
     jaccards = np.empty(candidates.size)
     kept = 0
+    archived = np.empty(candidates.size, dtype=np.int64)
+    left = 0
     for c in candidates:
         if not np.isnan(day) and not (np.isnan(days[c]) or abs(days[c] - day) <= window):
+            continue
+        if c < first:
+            archived[left] = c
+            left += 1
             continue
         start = (ends[c - 1] if c else 0) - base
         shared, containment, jaccard = _overlap_one(a, a_common, specific_a, sets, start, ends[c] - base,
@@ -136,7 +145,7 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
         if shared >= min_shared and containment >= threshold:
             linked[kept], containments[kept], jaccards[kept] = c, containment, jaccard
             kept += 1
-    return linked[:kept], containments[:kept], jaccards[:kept]
+    return linked[:kept], containments[:kept], jaccards[:kept], archived[:left]
 
 
 @_compiled

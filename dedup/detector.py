@@ -897,13 +897,13 @@ class Detector:
         if shingles.size == 0 or candidates.size == 0:
             return []
         if compiled and self._compiled:
-            # Candidates come in number order: those of the archive first, the live ones after.
-            archived = int(np.searchsorted(candidates, self._live.first))
-            links = self._verify(shingles, candidates[:archived], day, window, compiled=False) if archived else []
             live = self._live
-            seqs, containment, jaccard = self._shared.kernels.verify(
-                shingles, candidates[archived:], np.frombuffer(self._days, dtype=np.float64), day, float(window),
-                live.sets, live.ends, live.base, *self._shared.table, mc.template_docs, mc.min_shared, mc.threshold)
+            seqs, containment, jaccard, archived = self._shared.kernels.verify(
+                shingles, candidates, np.frombuffer(self._days, dtype=np.float64), day, float(window),
+                live.sets, live.ends, live.base, *self._shared.table, mc.template_docs, mc.min_shared, mc.threshold,
+                live.first)
+            # Those whose sets are in the archive (older numbers: their links come first) by numpy.
+            links = self._verify(shingles, archived, day, window, compiled=False) if archived.size else []
             found = zip(seqs.tolist(), containment.tolist(), jaccard.tolist(), strict=True)
             return links + [_Link(seq, c, j) for seq, c, j in found]
         if not math.isnan(day):
