@@ -408,15 +408,26 @@ class _Archive:
 _DETAILS = ("title", "url", "byline", "credit_text", "fetched_at")  # read back when asked
 
 
+def _interruption_behind(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit among the causes of ``exc``, if there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt | SystemExit):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class _LiveShingles:
     """The shingle sets of the articles still in the template window, end to end in one array.
 
     Articles are appended in number order and leave in number order (:meth:`release`), so the
     sets live in one growing array: a compiled kernel reads any of them by number without a
     Python object per set (``sets``, ``ends`` and ``base``: article ``seq``'s set is
-    ``sets[ends[seq - 1] - base : ends[seq] - base]``). The array is copied into a new one
-    when it fills or when most of it belongs to released articles, never changed where it was
-    handed out: a set read before stays valid.
+    ``sets[ends[seq - 1] - base : ends[seq] - base]``). The array is copied into a new one,
+    with a quarter more room than the live sets need, when it fills or when a quarter of it
+    belongs to released articles; it is never changed where it was handed out, so a set read
+    before stays valid.
     """
 
     _MIN = 1 << 16
@@ -439,7 +450,7 @@ class _LiveShingles:
     def append(self, shingles: HashArray) -> None:
         used = self._start(self._count) - self.base
         if used + shingles.size > self.sets.size:
-            self._move(max(2 * (used + shingles.size), self._MIN))
+            self._move(self._start(self._count) - self._start(self.first) + shingles.size)
             used = self._start(self._count) - self.base
         self.sets[used : used + shingles.size] = shingles
         if self._count == self._ends.size:
@@ -457,12 +468,13 @@ class _LiveShingles:
         self.first = seq
         dead = self._start(seq) - self.base
         live = self._start(self._count) - self._start(seq)
-        if dead > max(live, self._MIN):
-            self._move(max(2 * live, self._MIN))
+        if dead > max(live // 4, self._MIN):
+            self._move(live)
 
-    def _move(self, capacity: int) -> None:
+    def _move(self, needed: int) -> None:
+        """Into a new array with room for ``needed`` shingles and a quarter more."""
         start, end = self._start(self.first), self._start(self._count)
-        sets = np.empty(capacity, dtype=np.uint32)
+        sets = np.empty(needed + max(needed // 4, self._MIN), dtype=np.uint32)
         sets[: end - start] = self.sets[start - self.base : end - self.base]
         self.sets, self.base = sets, start
 
@@ -682,16 +694,24 @@ class Detector:
         return self._in_transaction(lambda: self._add_batch(prepared))
 
     def _in_transaction(self, work: Callable[[], list[Decision]]) -> list[Decision]:
-        if self._store is None:
-            return work()
         try:
-            with self._store.transaction():
+            if self._store is None:
                 return work()
-        except BaseException:
-            # The transaction rolled back: rebuild memory from what is stored, so the two agree.
-            self._reset()
-            self._replay(self._store)
-            raise
+            try:
+                with self._store.transaction():
+                    return work()
+            except BaseException:
+                # The transaction rolled back: rebuild memory from what is stored, so the two agree.
+                self._reset()
+                self._replay(self._store)
+                raise
+        except SystemError as exc:
+            # Ctrl-C (or a signal handler's SystemExit) that lands while compiled code calls back
+            # into Python comes out of it as a SystemError: it is still the interruption.
+            interruption = _interruption_behind(exc)
+            if interruption is None:
+                raise
+            raise interruption from None
 
     def _add_batch(self, batch: list[Prepared], keep: bool = True) -> list[Decision]:
         """Add a batch; its decisions (one a page, its appended articles inside), when ``keep``."""

@@ -137,6 +137,28 @@ def test_a_failing_batch_leaves_the_state_as_it_was(tmp_path: Path, stories: dic
         assert "a" in d and "b" not in d and len(d) == 1
 
 
+def test_ctrl_c_inside_compiled_code_is_still_an_interruption_and_rolls_back(
+        tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # numba reports an exception raised while its code calls back into Python (a signal handler
+    # running then) as a SystemError caused by it.
+    def interrupted(*args: object, **kwargs: object) -> object:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("CPUDispatcher(<function run_lookup>) returned a result with an exception set") from exc
+
+    with Detector.open(tmp_path) as d:
+        d.add(art("a", stories["tech"]))
+        d.compile()
+        monkeypatch.setattr(d._index, "add_batch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            d.add_many([art("b", stories["health"])])
+        assert "b" not in d and len(d) == 1
+        monkeypatch.setattr(d._index, "add_batch", lambda *a, **k: (_ for _ in ()).throw(SystemError("other")))
+        with pytest.raises(SystemError, match="other"):  # any other SystemError stays what it is
+            d.add_many([art("b", stories["health"])])
+
+
 def test_closed_detector_says_how_to_reopen() -> None:
     d = Detector.in_memory()
     d.close()
