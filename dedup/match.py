@@ -128,6 +128,7 @@ def _ranges(starts: _Int64Array, counts: _Int64Array) -> tuple[_Int64Array, _Int
     return owner, starts[owner] + offsets
 
 
+_NO_NEED = np.empty(0, dtype=np.int64)  # what the compiled lookup is given when buckets have no limit
 _DIRECTORY_MIN = 1 << 22  # runs at least this long get a directory of their keys' top bits
 
 
@@ -297,7 +298,7 @@ class BandIndex:
                     break
             if kernels is not None:  # the same, in one compiled pass (it lowers `need` itself)
                 found_at, found = kernels.run_lookup(run.keys, run.seqs, ordered, wanted,
-                                                     wanted if need is None else need, need is not None)
+                                                     _NO_NEED if need is None else need, need is not None)
             else:
                 found_at, found = self._lookup(wanted, ordered[wanted], run, None if need is None else need[wanted])
                 if need is not None:
@@ -381,6 +382,7 @@ class SharedTextCounter:
 
     @property
     def compiled(self) -> bool:
+        """Whether :meth:`compile` was called."""
         return self._kernels is not None
 
     @property
@@ -470,7 +472,7 @@ def overlap_many(
         np.cumsum(sizes, out=starts[1:])
         b = np.concatenate(others) if k else np.empty(0, dtype=np.uint32)
         result: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
-        result = kernels.overlap_many(a, a_common, b, starts, counter._counts, counter._mask, limit)
+        result = kernels.overlap_many(a, a_common, b, starts, *counter.table, limit)
         return result
     if a.size == 0 or k == 0 or not sizes.all() or sizes.sum() >= 1 << _PACK:
         return _overlap_many_general(a, a_common, others, sizes, counter, limit)
