@@ -175,6 +175,20 @@ def test_one_and_two_workers_write_identical_results(tmp_path: Path, stories: di
     assert len(clusters(one)) < len(rows)
 
 
+def test_a_dump_large_enough_for_compiled_matching_gets_the_same_results(
+        tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = corpus(stories)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "compiled").mkdir()
+    code1, _, plain = scan(tmp_path / "plain", rows, "-j", "1")
+    compiled: list[bool] = []
+    monkeypatch.setattr(Detector, "COMPILE_FROM", len(rows))  # the dump is "large" from here on
+    monkeypatch.setattr(Detector, "compile", lambda self, real=Detector.compile: (compiled.append(True), real(self)))
+    code2, _, fast = scan(tmp_path / "compiled", rows, "-j", "1")
+    assert code1 == code2 == 0 and compiled == [True]
+    assert plain == fast
+
+
 def test_jsonl_gzip_zstd_csv_and_parquet_dumps_and_split_files_give_identical_results(
     tmp_path: Path, stories: dict[str, str]
 ) -> None:

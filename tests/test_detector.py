@@ -420,11 +420,15 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
             assert len(d._archive) > 0  # the archive is really used
             assert result(d) == expected
             assert d.record(keys[0]).url == f"https://spa.gov.sa/{keys[0]}" and d.record(keys[0]).shingles.size
-    with Detector.open(tmp_path) as d:
-        d.add_many(items[:-3])
-    with Detector.open(tmp_path) as d:  # archived from the store after a restart
-        d.add_many(items[-3:])
-        assert len(d._archive) > 0 and result(d) == expected
+    for compiled in (False, True):
+        state = tmp_path / f"compiled-{compiled}"
+        with Detector.open(state) as d:
+            d.add_many(items[:-3])
+        with Detector.open(state) as d:  # archived from the store after a restart
+            if compiled:
+                d.compile()
+            d.add_many(items[-3:])
+            assert len(d._archive) > 0 and result(d) == expected
 
 
 def test_an_appended_article_is_matched_within_the_embedded_window_only(stories: dict[str, str]) -> None:
