@@ -234,3 +234,22 @@ def unique_candidates(later: npt.NDArray[np.int64], found: npt.NDArray[np.int64]
         out[start:size].sort()
         kept[i + 1] = size
     return out[:size], kept
+
+
+@_compiled
+def merge_runs(older_keys: npt.NDArray[np.uint64], older_seqs: npt.NDArray[np.int32],
+               newer_keys: npt.NDArray[np.uint64], newer_seqs: npt.NDArray[np.int32]
+               ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]:
+    """Two sorted runs of the band index as one, equal keys in arrival order (the older run's
+    first): what a stable sort of the two end to end gives, in one linear pass."""
+    keys = np.empty(older_keys.size + newer_keys.size, dtype=np.uint64)
+    seqs = np.empty(keys.size, dtype=np.int32)
+    i = j = 0
+    for k in range(keys.size):
+        if j == newer_keys.size or (i < older_keys.size and older_keys[i] <= newer_keys[j]):
+            keys[k], seqs[k] = older_keys[i], older_seqs[i]
+            i += 1
+        else:
+            keys[k], seqs[k] = newer_keys[j], newer_seqs[j]
+            j += 1
+    return keys, seqs

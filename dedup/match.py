@@ -351,6 +351,9 @@ class BandIndex:
         while (len(runs) >= 2 and runs[-1].keys.size * 2 >= runs[-2].keys.size
                and runs[-1].keys.size + runs[-2].keys.size <= _MAX_RUN):
             newer, older = runs.pop(), runs.pop()
+            if self._kernels is not None:
+                runs.append(_Run(*self._kernels.merge_runs(older.keys, older.seqs, newer.keys, newer.seqs)))
+                continue
             merged_keys = np.concatenate([older.keys, newer.keys])
             order = np.argsort(merged_keys, kind="stable")
             runs.append(_Run(merged_keys[order], np.concatenate([older.seqs, newer.seqs])[order]))
