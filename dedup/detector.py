@@ -503,6 +503,8 @@ class Detector:
         self._archive = _Archive(store)
         self._reset()
         if store is not None:
+            if len(store) >= self.COMPILE_FROM:  # a large state: replayed with the kernels too
+                self.compile()
             self._replay(store)
 
     #: From this many articles on, a detector matches with compiled kernels (:meth:`compile`).

@@ -171,6 +171,10 @@ class SQLiteStore:
         row = self._db.execute("SELECT text FROM articles WHERE seq = ?", (seq,)).fetchone()
         return str(row[0]) if row else ""
 
+    def __len__(self) -> int:
+        """How many articles are stored."""
+        return int(self._db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
     def load(self, with_text: bool = True) -> Iterator[StoredArticle]:
         columns = _COLUMNS if with_text else _COLUMNS.replace(", text", ", ''")
         for r in self._db.execute(f"SELECT {columns} FROM articles ORDER BY seq"):

@@ -194,7 +194,7 @@ def test_workers_and_chunk_size_do_not_change_decisions(stories: dict[str, str])
 
 
 def test_compiled_matching_gives_the_same_decisions_and_starts_by_itself_when_large(
-        stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     items = _many(stories)
     with Detector.in_memory() as plain:
         expected = plain.add_many(items, chunk_size=4)
@@ -208,6 +208,11 @@ def test_compiled_matching_gives_the_same_decisions_and_starts_by_itself_when_la
         assert not switching.compiled
         assert switching.add_many(items[len(items) // 2 :], chunk_size=4) == expected[len(items) // 2 :]
         assert switching.compiled
+    with Detector.open(tmp_path) as stored:
+        stored.add_many(items[: len(items) // 2], chunk_size=4)
+    with Detector.open(tmp_path) as reopened:  # a state that large is replayed compiled
+        assert reopened.compiled
+        assert reopened.add_many(items[len(items) // 2 :], chunk_size=4) == expected[len(items) // 2 :]
 
 
 def test_sketches_computed_ahead_in_another_order_give_the_same_decisions(stories: dict[str, str]) -> None:
