@@ -56,6 +56,24 @@ def counter_remove(counts: npt.NDArray[np.uint8], shingles: npt.NDArray[np.uint3
 
 
 @_inline
+def _first_at_least(keys: npt.NDArray[Any], value: Any, at: int, strict: bool) -> int:
+    """The first position from ``at`` whose key is >= ``value`` (> ``value`` when ``strict``):
+    galloping from ``at``, then bisecting, so a run of ascending values walks forward cheaply."""
+    n = keys.size
+    step = 1
+    while at + step < n and (keys[at + step] <= value if strict else keys[at + step] < value):
+        step *= 2
+    low, high = at, min(at + step + 1, n)
+    while low < high:
+        mid = (low + high) >> 1
+        if keys[mid] <= value if strict else keys[mid] < value:
+            low = mid + 1
+        else:
+            high = mid
+    return low
+
+
+@_inline
 def _overlap_one(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], specific_a: int,
                  b: npt.NDArray[np.uint32], start: int, end: int, counts: npt.NDArray[np.uint8], mask: np.uint32,
                  limit: int) -> tuple[int, float, float]:
@@ -66,18 +84,7 @@ def _overlap_one(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], spe
         value = b[j]
         common = counts[value & mask] > limit
         common_b += common
-        # Gallop, then bisect, to the first a >= value.
-        step = 1
-        while at + step < a.size and a[at + step] < value:
-            step *= 2
-        low, high = at, min(at + step, a.size)
-        while low < high:
-            mid = (low + high) >> 1
-            if a[mid] < value:
-                low = mid + 1
-            else:
-                high = mid
-        at = low
+        at = _first_at_least(a, value, at, False)
         if at < a.size and a[at] == value:
             inter += 1
             if not common and not a_common[at]:
@@ -120,7 +127,7 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
     and the candidates within the window whose sets are no longer here (numbered below
     ``first``), for the caller to verify.
 
-    Candidate ``c``'s set is ``sets[ends[c - 1] - base : ends[c] - base]`` (``ends[-1]`` read as 0).
+    Candidate ``c``'s set is ``sets[ends[c - 1] - base : ends[c] - base]`` (from 0 for the first).
     What :meth:`dedup.detector.Detector._verify` computes with :func:`dedup.match.overlap_many`.
     """
     a_common = np.empty(a.size, dtype=np.bool_)
@@ -147,24 +154,6 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
             linked[kept], containments[kept], jaccards[kept] = c, containment, jaccard
             kept += 1
     return linked[:kept], containments[:kept], jaccards[:kept], archived[:left]
-
-
-@_compiled
-def _first_at_least(keys: npt.NDArray[np.uint64], value: np.uint64, at: int, strict: bool) -> int:
-    """The first position from ``at`` whose key is >= ``value`` (> ``value`` when ``strict``):
-    galloping from ``at``, then bisecting, so a run of ascending values walks forward cheaply."""
-    n = keys.size
-    step = 1
-    while at + step < n and (keys[at + step] <= value if strict else keys[at + step] < value):
-        step *= 2
-    low, high = at, min(at + step + 1, n)
-    while low < high:
-        mid = (low + high) >> 1
-        if keys[mid] <= value if strict else keys[mid] < value:
-            low = mid + 1
-        else:
-            high = mid
-    return low
 
 
 @_compiled
