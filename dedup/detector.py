@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import IO, NamedTuple
 
 import numpy as np
@@ -499,7 +499,7 @@ class Detector:
         # Texts are the bulk of an article; with a store they are read back from it when asked.
         self._keep_texts = store is None if keep_texts is None else keep_texts
         self._closed = False
-        self._compiled = False
+        self._kernels: ModuleType | None = None  # dedup._compiled, after compile()
         self._archive = _Archive(store)
         self._reset()
         if store is not None:
@@ -514,14 +514,16 @@ class Detector:
         """Match with compiled kernels from now on: the same results, less time per article once
         loaded (loading costs about 0.5 s). Done by itself once the detector holds
         :attr:`COMPILE_FROM` articles; a caller that knows a large load is coming can do it first."""
-        self._compiled = True
+        from dedup import _compiled
+
+        self._kernels = _compiled
         self._shared.compile()
         self._index.compile()
 
     @property
     def compiled(self) -> bool:
         """Whether matching runs in compiled kernels (see :meth:`compile`)."""
-        return self._compiled
+        return self._kernels is not None
 
     def _reset(self) -> None:
         mc = self.config.match
@@ -535,7 +537,7 @@ class Detector:
         self._seq: dict[str, int] = {}
         self._index = BandIndex(mc.bands, mc.rows, mc.bucket_limit)
         self._shared = SharedTextCounter(mc.shared_text_slots_log2)
-        if self._compiled:
+        if self._kernels is not None:
             self._shared.compile()
             self._index.compile()
         self._counted_from = 0  # articles before this number no longer count as shared text
@@ -716,7 +718,7 @@ class Detector:
 
     def _add_batch(self, batch: list[Prepared], keep: bool = True) -> list[Decision]:
         """Add a batch; its decisions (one a page, its appended articles inside), when ``keep``."""
-        if not self._compiled and len(self._rows) >= self.COMPILE_FROM:
+        if self._kernels is None and len(self._rows) >= self.COMPILE_FROM:
             self.compile()
         # Appended articles split off a page follow it, as articles of their own.
         prepared: list[Prepared] = []
@@ -917,9 +919,9 @@ class Detector:
         mc = self.config.match
         if shingles.size == 0 or candidates.size == 0:
             return []
-        if compiled and self._compiled:
+        if compiled and self._kernels is not None:
             live = self._live
-            seqs, containment, jaccard, archived = self._shared.kernels.verify(
+            seqs, containment, jaccard, archived = self._kernels.verify(
                 shingles, candidates, np.frombuffer(self._days, dtype=np.float64), day, float(window),
                 live.sets, live.ends, live.base, *self._shared.table, mc.template_docs, mc.min_shared, mc.threshold,
                 live.first)

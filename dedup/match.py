@@ -389,13 +389,6 @@ class SharedTextCounter:
         return self._kernels is not None
 
     @property
-    def kernels(self) -> ModuleType:
-        """The compiled kernels (after :meth:`compile`)."""
-        if self._kernels is None:
-            raise RuntimeError("SharedTextCounter.compile() was not called")
-        return self._kernels
-
-    @property
     def table(self) -> tuple[npt.NDArray[np.uint8], np.uint32]:
         """The counts and the mask that takes a shingle to its slot (for the compiled kernels)."""
         return self._counts, self._mask
