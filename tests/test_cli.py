@@ -181,11 +181,17 @@ def test_a_dump_large_enough_for_compiled_matching_gets_the_same_results(
     (tmp_path / "plain").mkdir()
     (tmp_path / "compiled").mkdir()
     code1, _, plain = scan(tmp_path / "plain", rows, "-j", "1")
-    compiled: list[bool] = []
+    calls: list[Detector] = []
+    real_compile = Detector.compile
+
+    def compile_counted(self: Detector) -> None:
+        calls.append(self)
+        real_compile(self)
+
     monkeypatch.setattr(Detector, "COMPILE_FROM", len(rows))  # the dump is "large" from here on
-    monkeypatch.setattr(Detector, "compile", lambda self, real=Detector.compile: (compiled.append(True), real(self)))
+    monkeypatch.setattr(Detector, "compile", compile_counted)
     code2, _, fast = scan(tmp_path / "compiled", rows, "-j", "1")
-    assert code1 == code2 == 0 and compiled == [True]
+    assert code1 == code2 == 0 and len(calls) == 1  # compiled up front, once
     assert plain == fast
 
 
