@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -89,7 +92,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
 
     # SIGTERM (a job scheduler stopping the run) unwinds like Ctrl-C: no partial output, no
     # temporary files left behind.
-    with _sigterm_unwinds():
+    with _signals_unwind():
         # The workers start (and import the engine) while the dump is read.
         pool = worker_pool(workers) if workers > 1 and not match_only else None
         ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
@@ -145,20 +148,45 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
 
 
 @contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM raises SystemExit(143) here (so cleanup runs), as long as the block lasts."""
-    def stop(signum: int, frame: object) -> None:
+def _signals_unwind() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) and SIGINT KeyboardInterrupt here (so cleanup runs), as
+    long as the block lasts.
+
+    A signal that lands while numba compiles a kernel or a kernel calls back into Python is
+    sent again 50 ms later instead: raised there, the exception would be swallowed or turned
+    into another error by the compiled code, and the run would not unwind cleanly.
+    """
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if _inside_compiler(frame):
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: signals are not ours to handle
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _inside_compiler(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or a caller of it is numba's or llvmlite's code."""
+    roots = tuple(os.path.dirname(module.__file__) + os.sep for name in ("numba", "llvmlite")
+                  if (module := sys.modules.get(name)) is not None and module.__file__)
+    while roots and frame is not None:
+        if frame.f_code.co_filename.startswith(roots):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager

@@ -267,6 +267,29 @@ def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: d
     assert list(scratch.iterdir()) == []  # no temporary file left
 
 
+@pytest.mark.parametrize(("signame", "raised"), [("SIGTERM", SystemExit), ("SIGINT", KeyboardInterrupt)])
+def test_a_signal_landing_in_numba_code_is_sent_again_once_out_of_it(signame: str, raised: type) -> None:
+    # Raised inside numba (compiling a kernel, or a kernel calling back into Python), the
+    # exception would be swallowed or garbled: it must come where dedup's own code runs.
+    import os
+    import signal
+    import time
+
+    import numba
+
+    from dedup.cli import _signals_unwind
+
+    inside_numba = compile(f"import os, signal\nos.kill(os.getpid(), signal.{signame})\n"
+                           "for _ in range(10_000): pass\ndone = True\n",
+                           os.path.join(os.path.dirname(numba.__file__), "compiling.py"), "exec")
+    scope: dict[str, object] = {}
+    with pytest.raises(raised) as stopped, _signals_unwind():
+        exec(inside_numba, scope)  # the signal lands here and is not raised here
+        assert scope["done"]
+        time.sleep(5)  # sent again 50 ms later: raised here
+    assert scope["done"] and (raised is KeyboardInterrupt or stopped.value.code == 128 + signal.SIGTERM)
+
+
 def test_renamed_columns_are_mapped_by_options(tmp_path: Path, stories: dict[str, str]) -> None:
     rows = corpus(stories)
     pl.DataFrame([{"doc": r["id"], "body": r["text"], "date": r["published"]} for r in rows]).write_csv(
