@@ -74,7 +74,17 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     renamed when complete, so an interrupted run (Ctrl-C) leaves no partial file.
     """
     # Imported here, not at the top: spawned workers import this module again, and need no polars.
-    from dedup.dump import Columns, Dump, ReadReport, expand_inputs, story_row, write_table
+    from dedup.dump import (
+        ITEM_SCHEMA,
+        STORY_BATCH,
+        STORY_SCHEMA,
+        Columns,
+        Dump,
+        ReadReport,
+        expand_inputs,
+        story_row,
+        write_table,
+    )
 
     if match_only and state is None:
         raise click.UsageError("--match-only needs --state DIR (the state to match against)")
@@ -121,9 +131,10 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                         detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress,
                                          ahead=ahead)
                         rows = _item_rows(detector, ids)
-                    write_table(counted(rows), output)
+                    write_table(counted(rows), output, schema=None if match_only else ITEM_SCHEMA)
                 if clusters:
-                    write_table((story_row(detector.story(s)) for s in sorted(sizes)), clusters)
+                    write_table((story_row(detector.story(s)) for s in sorted(sizes)), clusters,
+                                batch_rows=STORY_BATCH, schema=STORY_SCHEMA)
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename}: no such file") from None
         except DedupError as exc:

@@ -946,6 +946,14 @@ class Detector:
     def _shingles(self, seq: int) -> HashArray:
         return self._archive.get(seq) if seq < len(self._archive) else self._live.get(seq)
 
+    def _display_fields(self, seq: int) -> tuple[str, str, str]:
+        """An article's title, url and first-seen time, from the archive when memory left them there."""
+        if self._archive.has_details(seq):
+            title, url, _, _, fetched_at = self._archive.get_details(seq)
+            return title or "", url or "", fetched_at or ""
+        row = self._rows[seq]
+        return row.title, row.url, row.fetched_at
+
     def _full_row(self, seq: int) -> StoredArticle:
         """An article's row with what memory left on disk read back (not the text)."""
         row = self._rows[seq]
@@ -1022,13 +1030,16 @@ class Detector:
         canon_shingles = self._shingles(canon_seq)
         limit = self.config.match.template_docs
         common = self._shared.common(canon_shingles, limit)
-        members = [self._full_row(m) for m in self._graph.members(story)]
+        members = self._graph.members(story)
+        rows = self._rows
         # The story's source is known when its canonical copy is an agency's or some member credits one.
-        sourced = canon.outlet_is_agency or any(r.credit for r in members)
+        sourced = canon.outlet_is_agency or any(rows[m].credit for m in members)
         entries = []
-        for row in members:
-            is_canonical = row.id == canonical_id
-            shingles = canon_shingles if is_canonical else row.shingles
+        for m in members:
+            row = rows[m]
+            title, url, fetched_at = self._display_fields(m)
+            is_canonical = m == canon_seq
+            shingles = canon_shingles if is_canonical else self._shingles(m)
             o = None if is_canonical else overlap(shingles, self._shared.common(shingles, limit),
                                                   canon_shingles, common)
             flags = []
@@ -1045,10 +1056,10 @@ class Detector:
                 ProvenanceEntry(
                     article_id=row.id,
                     outlet=row.outlet,
-                    url=row.url,
-                    title=row.title,
+                    url=url,
+                    title=title,
                     published=row.published,
-                    fetched_at=row.fetched_at,
+                    fetched_at=fetched_at,
                     credit=row.credit or "",
                     credit_where=row.credit_where or "",
                     credit_via=row.credit_via or "",

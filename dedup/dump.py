@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -528,12 +528,14 @@ def time_order_key(article: Article) -> tuple[bool, str, str]:
     return (not article.published, article.published, article.id)
 
 
-def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: int = 50_000) -> int:
+def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: int = 50_000,
+                schema: Mapping[str, pl.DataType] | None = None) -> int:
     """Write rows as JSONL, CSV or Parquet (by extension), atomically: temp name, then rename.
 
     ``rows`` may be a lazy iterable: it is written a batch at a time, never held whole (CSV and
     Parquet go through temporary Arrow files beside the target, streamed into one file by
-    polars). Returns the number of rows written.
+    polars). ``schema`` gives the column types (every batch gets the same ones, and nothing is
+    inferred); rows are then read by those names. Returns the number of rows written.
     """
     target = Path(path)
     suffix = target.suffix.lower()
@@ -557,10 +559,12 @@ def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: in
             stream = iter(rows)
             while batch := list(itertools.islice(stream, batch_rows)):
                 files.append(parts / f"{len(files):06d}.arrow")
-                pl.DataFrame(batch, infer_schema_length=None).write_ipc(files[-1])
+                frame = (pl.DataFrame(batch, infer_schema_length=None) if schema is None
+                         else pl.DataFrame(batch, schema=schema))
+                frame.write_ipc(files[-1])
                 written += len(batch)
             if not files:
-                frame = pl.DataFrame()
+                frame = pl.DataFrame(schema=schema)
                 frame.write_csv(tmp) if suffix == ".csv" else frame.write_parquet(tmp)
             else:
                 lazy = pl.concat([pl.scan_ipc(f) for f in files], how="vertical_relaxed")
@@ -576,6 +580,29 @@ def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: in
         if parts.exists():
             shutil.rmtree(parts)
     return written
+
+
+ITEM_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(), "cluster": pl.String(), "canonical_id": pl.String(), "is_canonical": pl.Boolean(),
+    "action": pl.String(), "best_match_id": pl.String(), "similarity": pl.Float64(), "containment": pl.Float64(),
+    "outlet": pl.String(), "credit": pl.String(), "credit_where": pl.String(), "credit_via": pl.String(),
+    "embedded_in": pl.String(),
+}
+"""The items table of ``dedup scan``: one row per article."""
+
+_PROVENANCE = pl.Struct({
+    "id": pl.String(), "outlet": pl.String(), "url": pl.String(), "title": pl.String(), "published": pl.String(),
+    "first_seen": pl.String(), "credit": pl.String(), "credit_where": pl.String(), "credit_via": pl.String(),
+    "is_canonical": pl.Boolean(), "similarity": pl.Float64(), "containment": pl.Float64(),
+    "flags": pl.List(pl.String()), "embedded_in": pl.String(),
+})
+STORY_SCHEMA: dict[str, pl.DataType] = {
+    "story": pl.String(), "canonical_id": pl.String(), "canonical_reason": pl.String(), "size": pl.Int64(),
+    "outlets": pl.List(pl.String()), "first_published": pl.String(), "last_published": pl.String(),
+    "uncredited": pl.Int64(), "provenance": pl.List(_PROVENANCE),
+}
+"""The stories table of ``dedup scan --clusters`` (:func:`story_row`): one row per story."""
+STORY_BATCH = 5_000  # story rows are nested and large: fewer at a time keeps memory flat
 
 
 def story_row(story: Story) -> dict[str, Any]:

@@ -490,3 +490,20 @@ def test_tables_written_in_batches_equal_one_batch(tmp_path: Path, suffix: str) 
         read = pl.read_csv if suffix == ".csv" else pl.read_parquet
         assert read(one).equals(read(many))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([one.name, many.name])  # no temporary left
+
+
+def test_the_stories_table_has_its_declared_types_in_every_batch(tmp_path: Path, stories: dict[str, str]) -> None:
+    """A batch where a column is always empty (no credit_via, no embedded article) still gets
+    the declared type, so every batch and every run of a dump give one schema."""
+    from dedup.dump import STORY_SCHEMA, write_table
+
+    src = write_jsonl(tmp_path / "in.jsonl", corpus(stories))
+    out, stories = tmp_path / "items.parquet", tmp_path / "stories.parquet"
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(out), "--clusters", str(stories), "-q"])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(stories)
+    assert table.schema == pl.Schema(STORY_SCHEMA)
+    rows = table.to_dicts()
+    again = tmp_path / "again.parquet"
+    assert write_table(iter(rows), again, batch_rows=1, schema=STORY_SCHEMA) == len(rows)
+    assert pl.read_parquet(again).equals(table)
