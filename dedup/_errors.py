@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 class DedupError(Exception):
     """Base class of every error the detector raises on purpose."""
@@ -47,8 +49,14 @@ class InputError(DedupError):
         self.path = path
         self.line = line
         self.problem = problem
+        self.fix = fix
+        self.unit = unit
         where = path if line is None else f"{path}:{line}" if unit == "line" else f"{path} {unit} {line}"
         super().__init__(f"{where}: {problem}" + (f". {fix}" if fix else ""))
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # (Found by worker processes, raised by the one that reads the results.)
+        return functools.partial(InputError, unit=self.unit), (self.path, self.line, self.problem, self.fix)
 
 
 class StateError(DedupError):

@@ -281,7 +281,7 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
         context = server
     else:
         context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread_each)
 
     def start() -> None:
         try:
@@ -294,6 +294,12 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     # the caller (which can read its input meanwhile), not in its way.
     threading.Thread(target=start, name="dedup-workers-start", daemon=True).start()
     return pool
+
+
+def _one_thread_each() -> None:
+    """A worker is one of several processes sharing the cores: polars (which reads the dump
+    blocks it is given) runs on one thread there, not on a pool of its own as large as the machine."""
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
 def _warm() -> None:

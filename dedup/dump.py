@@ -14,12 +14,15 @@ import re
 import shutil
 import tempfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
 import polars as pl
+import xxhash
 
 from dedup._errors import InputError
 from dedup._model import Article, Story
@@ -112,11 +115,16 @@ class Dump:
     content it is a bad row (the first is kept). The temporary folder goes when the dump is
     closed. ``on_read`` is called with the articles as they are read (in file order, a thousand
     at a time), e.g. to start the work that does not depend on the order.
+
+    With a ``pool`` of worker processes, JSONL files are parsed there, a block of lines each,
+    and each block is written to a run of its own in time order; this process reads the raw
+    blocks, checks the ids and reports the errors in file order, exactly as when it parses
+    them itself. Their articles are not handed to ``on_read`` (the workers are busy reading).
     """
 
     def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
                  columns: Columns | None = None, run_rows: int | None = None,
-                 on_read: Callable[[list[Article]], None] | None = None) -> None:
+                 on_read: Callable[[list[Article]], None] | None = None, pool: Executor | None = None) -> None:
         self._paths = paths
         self._report = report
         self._skip_bad = skip_bad
@@ -124,9 +132,11 @@ class Dump:
         self._run_rows = max(1, RUN_ROWS if run_rows is None else run_rows)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._runs: list[Path] = []
+        self._dropped: dict[Path, frozenset[int]] = {}  # lines of a run that the id checks dropped
         self._memory: list[Article] = []
         self._count = 0
         self._on_read = on_read
+        self._pool = pool
 
     def __enter__(self) -> Dump:
         try:
@@ -153,6 +163,9 @@ class Dump:
         batch: list[Article] = []
         read = 0
         for index, path in enumerate(self._paths):
+            if self._pool is not None and str(path).lower().endswith(_JSONL):
+                self._read_in_workers(self._pool, str(path), index, seen)
+                continue
             for article in _unique(_rows_of(str(path), self._columns, self._report, self._skip_bad), str(path),
                                    self._report, self._skip_bad, _unit_of(str(path)), seen, index,
                                    self._paths):
@@ -173,44 +186,126 @@ class Dump:
         else:
             self._memory = batch
 
+    def _run_path(self) -> Path:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="dedup-scan-")
+        return Path(self._tmp.name) / f"run-{len(self._runs):05d}.pickle"
+
     def _spill(self, batch: list[Article]) -> None:
         if not batch:
             return
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="dedup-scan-")
-        batch.sort(key=time_order_key)
-        path = Path(self._tmp.name) / f"run-{len(self._runs):05d}.pickle"
-        with open(path, "wb") as fh:
-            for start in range(0, len(batch), _RUN_BLOCK):
-                pickle.dump([_as_tuple(a) for a in batch[start : start + _RUN_BLOCK]], fh,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        path = self._run_path()
+        _write_run(path, [(0, a) for a in batch])
         self._runs.append(path)
+
+    def _read_in_workers(self, pool: Executor, path: str, index: int, seen: dict[str, tuple[int, int]]) -> None:
+        """Read a JSONL file a block at a time in the workers (see the class), in file order."""
+        pending: deque[tuple[Path, Future[list[_Checked]]]] = deque()
+        blocks = _jsonl_blocks(path, None, False)
+        corrupt: InputError | None = None
+        while True:
+            try:
+                first, block = next(blocks)
+            except StopIteration:
+                break
+            except InputError as exc:  # a corrupt compressed file: the lines before it count first
+                corrupt = exc
+                break
+            run = self._run_path()
+            self._runs.append(run)
+            pending.append((run, pool.submit(_read_block, path, first, block, self._columns, str(run))))
+            if len(pending) > _BLOCKS_IN_FLIGHT:
+                self._check_block(*pending.popleft(), path, index, seen)
+        while pending:
+            self._check_block(*pending.popleft(), path, index, seen)
+        if corrupt is not None:
+            if not self._skip_bad:
+                raise corrupt
+            self._report.skipped.append(str(corrupt))
+
+    def _check_block(self, run: Path, future: Future[list[_Checked]], path: str, index: int,
+                     seen: dict[str, tuple[int, int]]) -> None:
+        dropped: set[int] = set()
+        for entry in future.result():
+            number = entry[0]
+            try:
+                if len(entry) == 2:
+                    raise entry[1]
+                if not _first_time(entry[1], entry[2], number, path, "line", self._report, seen, index, self._paths):
+                    dropped.add(number)
+                    continue
+            except InputError as exc:
+                if not self._skip_bad:
+                    raise
+                self._report.skipped.append(str(exc))
+                dropped.add(number)
+                continue
+            self._count += 1
+        if dropped:
+            self._dropped[run] = frozenset(dropped)
 
     def __iter__(self) -> Iterator[Article]:
         if not self._runs:
             return iter(self._memory)
-        return heapq.merge(*(_read_run(p) for p in self._runs), key=time_order_key)
+        empty: frozenset[int] = frozenset()
+        return heapq.merge(*(_read_run(p, self._dropped.get(p, empty)) for p in self._runs), key=time_order_key)
 
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
 _ON_READ_ROWS = 1000
-_RUN_BLOCK = 500
+_RUN_BLOCK = 200  # articles a pickle in a run: what each run holds in memory while they are merged
+_BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
+
+# What a worker says of each line of a block: (line, id, fingerprint) for an article, (line, error)
+# for a line that cannot be read.
+_Checked = tuple[int, str, int] | tuple[int, InputError]
 
 
-def _as_tuple(a: Article) -> tuple[str, str, str, str, str, str, str, str, bool]:
-    return (a.id, a.text, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at, a.outlet_is_agency)
+def _read_block(path: str, first_line: int, block: bytes, columns: Columns, run: str) -> list[_Checked]:
+    """In a worker: parse a block of JSONL lines, write its articles to the run file ``run`` in
+    time order, and say what the reading process needs to check the ids and report errors."""
+    fast = _jsonl_block_polars(block, path, first_line, columns)
+    checked: list[_Checked] = []
+    numbered: list[tuple[int, Article]] = []
+    for number, parsed in _jsonl_block_checked(block, path, first_line, columns) if fast is None else fast:
+        if isinstance(parsed, InputError):
+            checked.append((number, parsed))
+        elif parsed is not None:
+            checked.append((number, parsed.id, _fingerprint(parsed)))
+            numbered.append((number, parsed))
+    _write_run(Path(run), numbered)
+    return checked
 
 
-def _read_run(path: Path) -> Iterator[Article]:
+def _write_run(path: Path, numbered: list[tuple[int, Article]]) -> None:
+    """Articles (with the number of their line) to a run file, in :func:`time_order_key` order."""
+    numbered.sort(key=lambda item: time_order_key(item[1]))
+    with open(path, "wb") as fh:
+        for start in range(0, len(numbered), _RUN_BLOCK):
+            pickle.dump([(n, a.id, a.text, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at,
+                          a.outlet_is_agency) for n, a in numbered[start : start + _RUN_BLOCK]], fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_run(path: Path, dropped: frozenset[int]) -> Iterator[Article]:
+    """The articles of a run file, but those on the ``dropped`` lines."""
     with open(path, "rb") as fh:
         while True:
             try:
                 block = pickle.load(fh)
             except EOFError:
                 return
-            for (article_id, text, title, url, outlet, published, byline, fetched_at, agency) in block:
+            for (number, article_id, text, title, url, outlet, published, byline, fetched_at, agency) in block:
+                if dropped and number in dropped:
+                    continue
                 yield Article(id=article_id, text=text, title=title, url=url, outlet=outlet, published=published,
                               byline=byline, fetched_at=fetched_at, outlet_is_agency=agency)
+
+
+def _fingerprint(a: Article) -> int:
+    """What tells apart two rows with one id (the same in every process, unlike ``hash``)."""
+    return xxhash.xxh3_64_intdigest("\x00".join((a.text, a.title, a.url, a.outlet, a.published))
+                                    .encode("utf-8", "surrogatepass"))
 
 
 def read_many(paths: list[Path], report: ReadReport, skip_bad: bool = False,
@@ -276,30 +371,37 @@ def _unique(rows: Iterator[_Row], path: str, report: ReadReport, skip_bad: bool,
                 raise parsed
             if parsed is None:
                 continue
-            article = parsed
-            fingerprint = hash((article.text, article.title, article.url, article.outlet, article.published))
-            first = seen.get(article.id)
-            if first is not None:
-                if first[0] == fingerprint:
-                    report.repeated += 1
-                    continue
-                where, line = first[1] >> 40, first[1] & ((1 << 40) - 1)
-                if where == file_index:
-                    raise InputError(
-                        path, number, f"id {article.id!r} was already used on {unit} {line} with different content",
-                        "Ids must be unique: give one of them another id, or pass --skip-bad to keep the first",
-                        unit=unit,
-                    )
-                other = paths[where] if paths is not None else "an earlier file"
-                raise InputError(path, number, f"id {article.id!r} is also in {other} with other content",
-                                 "Ids must be unique across the files: pass --skip-bad to keep the first", unit=unit)
-            seen[article.id] = (fingerprint, file_index << 40 | number)
+            if not _first_time(parsed.id, _fingerprint(parsed), number, path, unit, report, seen, file_index, paths):
+                continue
         except InputError as exc:
             if not skip_bad:
                 raise
             report.skipped.append(str(exc))
             continue
-        yield article
+        yield parsed
+
+
+def _first_time(article_id: str, fingerprint: int, number: int, path: str, unit: str, report: ReadReport,
+                seen: dict[str, tuple[int, int]], file_index: int, paths: list[Path] | None) -> bool:
+    """Whether a row's id is met for the first time (noted in ``seen``); False for a repeat
+    with the same content (counted), :class:`InputError` for a repeat with other content."""
+    first = seen.get(article_id)
+    if first is None:
+        seen[article_id] = (fingerprint, file_index << 40 | number)
+        return True
+    if first[0] == fingerprint:
+        report.repeated += 1
+        return False
+    where, line = first[1] >> 40, first[1] & ((1 << 40) - 1)
+    if where == file_index:
+        raise InputError(
+            path, number, f"id {article_id!r} was already used on {unit} {line} with different content",
+            "Ids must be unique: give one of them another id, or pass --skip-bad to keep the first",
+            unit=unit,
+        )
+    other = paths[where] if paths is not None else "an earlier file"
+    raise InputError(path, number, f"id {article_id!r} is also in {other} with other content",
+                     "Ids must be unique across the files: pass --skip-bad to keep the first", unit=unit)
 
 
 _BLOCK_BYTES = 32 << 20

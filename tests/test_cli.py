@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 import polars as pl
@@ -507,3 +509,69 @@ def test_the_stories_table_has_its_declared_types_in_every_batch(tmp_path: Path,
     again = tmp_path / "again.parquet"
     assert write_table(iter(rows), again, batch_rows=1, schema=STORY_SCHEMA) == len(rows)
     assert pl.read_parquet(again).equals(table)
+
+
+@pytest.fixture(scope="module")
+def readers() -> Iterator[object]:
+    from dedup.detector import worker_pool
+
+    with worker_pool(2) as pool:
+        yield pool
+
+
+def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
+    """JSONL parsed in worker processes (dedup scan -j 2) reads exactly what this process reads:
+    the same articles in the same order, the same bad lines named in file order, the same
+    repeated ids dropped, whichever block a line falls in."""
+    import dedup.dump
+    from dedup.dump import Dump, InputError, ReadReport
+
+    monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 300)
+    monkeypatch.setattr(dedup.dump, "_FIRST_BLOCK_BYTES", 100)
+    rows = [{"id": f"n{i}", "text": f"نص رقم {i}", "published": f"2015-07-{20 - i % 7:02d} 10:00:00"}
+            for i in range(40)]
+    rows[25] = dict(rows[3])  # the same id and content: dropped and counted
+    rows[31] = dict(rows[5], text="نص آخر")  # the same id, other content: a bad line
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    lines[12] = lines[12][:-2]  # malformed
+    lines[36] = json.dumps({"text": "بلا معرف"}, ensure_ascii=False)  # no id
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def read(pool: Executor | None) -> tuple[list[Article], ReadReport]:
+        report = ReadReport()
+        with Dump([path], report, skip_bad=True, run_rows=8, pool=pool) as dump:
+            return list(dump), report
+
+    (here, here_report), (there, there_report) = read(None), read(readers)
+    assert there == here and len(here) == 36
+    assert there_report.skipped == here_report.skipped and len(here_report.skipped) == 3
+    assert [s.split(":")[1] for s in here_report.skipped] == ["13", "32", "37"]
+    assert there_report.repeated == here_report.repeated == 1
+    for pool in (None, readers):
+        with pytest.raises(InputError, match=r"in\.jsonl:13: malformed JSON"):
+            Dump([path], ReadReport(), pool=pool).__enter__()
+
+
+def test_worker_read_keeps_the_lines_before_a_corrupt_gzip_and_reports_it_last(
+        tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
+    import gzip
+
+    import dedup.dump
+    from dedup.dump import Dump, InputError, ReadReport
+
+    monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 256)
+    rows = [{"id": f"{k}{i}", "text": t} for i in range(20) for k, t in stories.items()]
+    data = gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode(), mtime=0)
+    path = tmp_path / "dump.jsonl.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])  # an interrupted download
+    kept = {}
+    for pool in (None, readers):
+        report = ReadReport()
+        with Dump([path], report, skip_bad=True, pool=pool) as dump:
+            kept[pool] = list(dump)
+        assert len(report.skipped) == 1 and "the compressed file is corrupt" in report.skipped[0]
+        with pytest.raises(InputError, match="the compressed file is corrupt"):
+            Dump([path], ReadReport(), pool=pool).__enter__()
+    assert kept[readers] == kept[None] and 0 < len(kept[None]) < len(rows)
