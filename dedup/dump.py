@@ -253,7 +253,7 @@ class Dump:
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
 _ON_READ_ROWS = 1000
-_RUN_BLOCK = 200  # articles a pickle in a run: what each run holds in memory while they are merged
+_RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
 _BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
 
 # What a worker says of each line of a block: (line, id, fingerprint) for an article, (line, error)
@@ -630,7 +630,7 @@ def time_order_key(article: Article) -> tuple[bool, str, str]:
     return (not article.published, article.published, article.id)
 
 
-def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: int = 50_000,
+def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: int = 10_000,
                 schema: Mapping[str, pl.DataType] | None = None) -> int:
     """Write rows as JSONL, CSV or Parquet (by extension), atomically: temp name, then rename.
 
@@ -704,7 +704,7 @@ STORY_SCHEMA: dict[str, pl.DataType] = {
     "uncredited": pl.Int64(), "provenance": pl.List(_PROVENANCE),
 }
 """The stories table of ``dedup scan --clusters`` (:func:`story_row`): one row per story."""
-STORY_BATCH = 5_000  # story rows are nested and large: fewer at a time keeps memory flat
+STORY_BATCH = 1_000  # story rows are nested and large: fewer at a time keeps memory flat
 
 
 def story_row(story: Story) -> dict[str, Any]:
