@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import heapq
@@ -116,10 +117,12 @@ class Dump:
     closed. ``on_read`` is called with the articles as they are read (in file order, a thousand
     at a time), e.g. to start the work that does not depend on the order.
 
-    With a ``pool`` of worker processes, JSONL files are parsed there, a block of lines each,
-    and each block is written to a run of its own in time order; this process reads the raw
-    blocks, checks the ids and reports the errors in file order, exactly as when it parses
-    them itself. Their articles are not handed to ``on_read`` (the workers are busy reading).
+    With a ``pool`` of worker processes and a dump of :data:`WORKER_READ_BYTES` or more, JSONL
+    files are parsed there, a block of lines each, and each block is written to a run of its
+    own in time order; this process reads the raw blocks, checks the ids and reports the errors
+    in file order, exactly as when it parses them itself. Their articles are not handed to
+    ``on_read`` (the workers are busy reading). A smaller dump is read here, while the pool
+    sketches what ``on_read`` hands it: starting workers on polars costs more than it saves.
     """
 
     def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
@@ -136,7 +139,7 @@ class Dump:
         self._memory: list[Article] = []
         self._count = 0
         self._on_read = on_read
-        self._pool = pool
+        self._pool = pool if pool is not None and _bytes_on_disk(paths) >= WORKER_READ_BYTES else None
 
     def __enter__(self) -> Dump:
         try:
@@ -252,6 +255,9 @@ class Dump:
 
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
+# Dumps from this size on are parsed in the workers when there are any (the 15k-article dev set,
+# 53 MB, read 0.35 s slower that way; 100k articles, 405 MB, 1 s faster).
+WORKER_READ_BYTES = 128 << 20
 _ON_READ_ROWS = 1000
 _RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
 _BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
@@ -259,6 +265,14 @@ _BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
 # What a worker says of each line of a block: (line, id, fingerprint) for an article, (line, error)
 # for a line that cannot be read.
 _Checked = tuple[int, str, int] | tuple[int, InputError]
+
+
+def _bytes_on_disk(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):  # a missing file is reported when it is read
+            total += os.path.getsize(path)
+    return total
 
 
 def _read_block(path: str, first_line: int, block: bytes, columns: Columns, run: str) -> list[_Checked]:

@@ -512,11 +512,20 @@ def test_the_stories_table_has_its_declared_types_in_every_batch(tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def readers() -> Iterator[object]:
+def worker_pool_of_two() -> Iterator[Executor]:
     from dedup.detector import worker_pool
 
     with worker_pool(2) as pool:
         yield pool
+
+
+@pytest.fixture
+def readers(worker_pool_of_two: Executor, monkeypatch: pytest.MonkeyPatch) -> Executor:
+    """Workers that parse JSONL dumps of any size (from 128 MB on otherwise)."""
+    import dedup.dump
+
+    monkeypatch.setattr(dedup.dump, "WORKER_READ_BYTES", 0)
+    return worker_pool_of_two
 
 
 def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
@@ -542,6 +551,7 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     def read(pool: Executor | None) -> tuple[list[Article], ReadReport]:
         report = ReadReport()
         with Dump([path], report, skip_bad=True, run_rows=8, pool=pool) as dump:
+            assert dump._pool is pool  # the workers parse when given
             return list(dump), report
 
     (here, here_report), (there, there_report) = read(None), read(readers)
