@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -206,21 +206,29 @@ class Dump:
         pending: deque[tuple[Path, Future[list[_Checked]]]] = deque()
         blocks = _jsonl_blocks(path, None, False)
         corrupt: InputError | None = None
-        while True:
-            try:
-                first, block = next(blocks)
-            except StopIteration:
-                break
-            except InputError as exc:  # a corrupt compressed file: the lines before it count first
-                corrupt = exc
-                break
-            run = self._run_path()
-            self._runs.append(run)
-            pending.append((run, pool.submit(_read_block, path, first, block, self._columns, str(run))))
-            if len(pending) > _BLOCKS_IN_FLIGHT:
+        try:
+            while True:
+                try:
+                    first, block = next(blocks)
+                except StopIteration:
+                    break
+                except InputError as exc:  # a corrupt compressed file: the lines before it count first
+                    corrupt = exc
+                    break
+                run = self._run_path()
+                self._runs.append(run)
+                pending.append((run, pool.submit(_read_block, path, first, block, self._columns, str(run))))
+                if len(pending) > _BLOCKS_IN_FLIGHT:
+                    self._check_block(*pending.popleft(), path, index, seen)
+            while pending:
                 self._check_block(*pending.popleft(), path, index, seen)
-        while pending:
-            self._check_block(*pending.popleft(), path, index, seen)
+        except BaseException:
+            # Stopped (a bad line, Ctrl-C): blocks still being parsed are let finish, so that
+            # no worker writes a run into the folder while it is being removed.
+            for _, future in pending:
+                future.cancel()
+            wait([future for _, future in pending])
+            raise
         if corrupt is not None:
             if not self._skip_bad:
                 raise corrupt

@@ -533,6 +533,8 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     """JSONL parsed in worker processes (dedup scan -j 2) reads exactly what this process reads:
     the same articles in the same order, the same bad lines named in file order, the same
     repeated ids dropped, whichever block a line falls in."""
+    import tempfile
+
     import dedup.dump
     from dedup.dump import Dump, InputError, ReadReport
 
@@ -559,9 +561,13 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     assert there_report.skipped == here_report.skipped and len(here_report.skipped) == 3
     assert [s.split(":")[1] for s in here_report.skipped] == ["13", "32", "37"]
     assert there_report.repeated == here_report.repeated == 1
+    # Stopped at the bad line while later blocks are still being parsed: nothing is left behind.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     for pool in (None, readers):
         with pytest.raises(InputError, match=r"in\.jsonl:13: malformed JSON"):
             Dump([path], ReadReport(), pool=pool).__enter__()
+        assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_worker_read_keeps_the_lines_before_a_corrupt_gzip_and_reports_it_last(
