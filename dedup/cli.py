@@ -110,8 +110,9 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
-            # The workers parse the JSONL files, and sketch the articles of other files as they
-            # are read (the order does not matter to them); the detector then adds them in time order.
+            # The workers parse the JSONL files of a large dump (128 MB or more), or else sketch
+            # the articles as they are read (the order does not matter to them); the detector
+            # then adds them in time order.
             with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns,
                       on_read=ahead.submit if ahead is not None else None, pool=pool) as dump, \
                     Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
