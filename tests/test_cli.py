@@ -591,3 +591,10 @@ def test_worker_read_keeps_the_lines_before_a_corrupt_gzip_and_reports_it_last(
         with pytest.raises(InputError, match="the compressed file is corrupt"):
             Dump([path], ReadReport(), pool=pool).__enter__()
     assert kept[readers] == kept[None] and 0 < len(kept[None]) < len(rows)
+
+
+def test_workers_run_polars_on_one_thread_each(worker_pool_of_two: Executor) -> None:
+    """Two workers parsing dump blocks share the cores: each runs polars on one thread, not on a
+    pool as large as the machine (which oversubscribed the cores)."""
+    sizes = [worker_pool_of_two.submit(pl.thread_pool_size) for _ in range(4)]
+    assert [f.result() for f in sizes] == [1, 1, 1, 1]
