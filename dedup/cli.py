@@ -112,9 +112,11 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
             # The workers parse the JSONL files of a large dump (128 MB or more), or else sketch
             # the articles as they are read (the order does not matter to them); the detector
-            # then adds them in time order.
+            # then adds them in time order, and the workers sketch the rest reading them from
+            # the dump's sorted runs (the texts are not sent to them again).
             with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns,
-                      on_read=ahead.submit if ahead is not None else None, pool=pool) as dump, \
+                      on_read=ahead.submit if ahead is not None else None, pool=pool,
+                      on_place=ahead.place if ahead is not None else None) as dump, \
                     Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
                 with _progress(len(dump), quiet) as progress:
                     if match_only:

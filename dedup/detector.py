@@ -32,6 +32,7 @@ import xxhash
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
+from dedup._runs import Place, articles_at
 from dedup.match import BandIndex, MatchConfig, SharedTextCounter, check_banding, overlap, overlap_many
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
@@ -183,6 +184,7 @@ class SketchAhead:
         # the fields themselves, which would keep every text alive until it is added.
         self._where: dict[str, tuple[int, Future[_PackedSketches], int]] = {}
         self._unpacked: dict[Future[_PackedSketches], list[Sketch]] = {}
+        self._places: dict[str, tuple[Article, Place]] = {}  # see place()
         self._left: dict[Future[_PackedSketches], int] = {}
         # Handing a chunk to a pool that is still starting waits until its first worker is
         # forked: a thread of its own does that, so the caller goes on reading meanwhile.
@@ -200,6 +202,13 @@ class SketchAhead:
         self._left[future] = len(articles)
         for place, (a, f) in enumerate(zip(articles, fields, strict=True)):
             self._where[a.id] = (hash(f), future, place)
+
+    def place(self, article: Article, place: Place) -> None:
+        """Say where a worker can read ``article`` (a run file of a dump, see
+        :class:`dedup.dump.Dump`'s ``on_place``): when this very article object is added next and
+        was not sketched ahead, the worker that sketches it reads it there instead of being sent
+        its text."""
+        self._places[article.id] = (article, place)
 
     def _hand_over(self, fields: list[_Fields], future: Future[_PackedSketches]) -> None:
         """Submit a chunk to the pool; ``future`` then follows the pool's (its result or error)."""
@@ -219,13 +228,20 @@ class SketchAhead:
         found: list[tuple[int, Future[_PackedSketches], int]] = []
         rest: list[int] = []
         same_config = config == self.config
+        placed: list[int] = []
+        places: list[Place] = []
         for i, a in enumerate(chunk):
+            where = self._places.pop(a.id, None)
             entry = self._where.pop(a.id, None) if same_config else None
             if entry is not None and entry[0] == hash(_fields(a)):
                 found.append((i, entry[1], entry[2]))
+            elif where is not None and where[0] is a:
+                placed.append(i)
+                places.append(where[1])
             else:
                 rest.append(i)
         later = self.pool.submit(_sketch_fields, [_fields(chunk[i]) for i in rest], config) if rest else None
+        read_there = self.pool.submit(_sketch_places, places, config) if places else None
 
         def sketches() -> list[Sketch]:
             out: list[Sketch | None] = [None] * len(chunk)
@@ -241,9 +257,17 @@ class SketchAhead:
             if later is not None:
                 for i, sketch in zip(rest, later.result().unpack(), strict=True):
                     out[i] = sketch
+            if read_there is not None:
+                for i, sketch in zip(placed, read_there.result().unpack(), strict=True):
+                    out[i] = sketch
             return [k for k in out if k is not None]
 
         return sketches
+
+
+def _sketch_places(places: list[Place], config: SketchConfig) -> _PackedSketches:
+    """In a worker: sketch the articles read at these places of run files."""
+    return _sketch_fields([_fields(a) for a in articles_at(places)], config)
 
 
 def _relay(to: Future[_PackedSketches], done: Future[_PackedSketches]) -> None:

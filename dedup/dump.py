@@ -10,7 +10,6 @@ import io
 import itertools
 import json
 import os
-import pickle
 import re
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ import xxhash
 
 from dedup._errors import InputError
 from dedup._model import Article, Story
+from dedup._runs import Place, read_run, time_order_key, write_run
 
 _OPTIONAL = ("title", "url", "outlet", "published", "byline", "fetched_at")
 
@@ -123,11 +123,15 @@ class Dump:
     in file order, exactly as when it parses them itself. Their articles are not handed to
     ``on_read`` (the workers are busy reading). A smaller dump is read here, while the pool
     sketches what ``on_read`` hands it: starting workers on polars costs more than it saves.
+    Articles read from runs (a large dump) are handed to ``on_place`` with their place in the
+    run just before they are iterated: a worker can read them back from there
+    (:func:`dedup._runs.articles_at`) instead of being sent their texts.
     """
 
     def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
                  columns: Columns | None = None, run_rows: int | None = None,
-                 on_read: Callable[[list[Article]], None] | None = None, pool: Executor | None = None) -> None:
+                 on_read: Callable[[list[Article]], None] | None = None, pool: Executor | None = None,
+                 on_place: Callable[[Article, Place], None] | None = None) -> None:
         self._paths = paths
         self._report = report
         self._skip_bad = skip_bad
@@ -140,6 +144,7 @@ class Dump:
         self._count = 0
         self._on_read = on_read
         self._pool = pool if pool is not None and _bytes_on_disk(paths) >= WORKER_READ_BYTES else None
+        self._on_place = on_place
 
     def __enter__(self) -> Dump:
         try:
@@ -198,7 +203,7 @@ class Dump:
         if not batch:
             return
         path = self._run_path()
-        _write_run(path, [(0, a) for a in batch])
+        write_run(path, [(0, a) for a in batch])
         self._runs.append(path)
 
     def _read_in_workers(self, pool: Executor, path: str, index: int, seen: dict[str, tuple[int, int]]) -> None:
@@ -259,7 +264,15 @@ class Dump:
         if not self._runs:
             return iter(self._memory)
         empty: frozenset[int] = frozenset()
-        return heapq.merge(*(_read_run(p, self._dropped.get(p, empty)) for p in self._runs), key=time_order_key)
+        merged = heapq.merge(*(read_run(p, self._dropped.get(p, empty)) for p in self._runs), key=_time_order_first)
+        return self._placed(merged)
+
+    def _placed(self, merged: Iterator[tuple[Article, Place]]) -> Iterator[Article]:
+        on_place = self._on_place
+        for article, place in merged:
+            if on_place is not None:
+                on_place(article, place)
+            yield article
 
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
@@ -267,7 +280,6 @@ RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorte
 # 53 MB, read 0.35 s slower that way; 100k articles, 405 MB, 1 s faster).
 WORKER_READ_BYTES = 128 << 20
 _ON_READ_ROWS = 1000
-_RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
 _BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
 
 # What a worker says of each line of a block: (line, id, fingerprint) for an article, (line, error)
@@ -295,33 +307,12 @@ def _read_block(path: str, first_line: int, block: bytes, columns: Columns, run:
         elif parsed is not None:
             checked.append((number, parsed.id, _fingerprint(parsed)))
             numbered.append((number, parsed))
-    _write_run(Path(run), numbered)
+    write_run(Path(run), numbered)
     return checked
 
 
-def _write_run(path: Path, numbered: list[tuple[int, Article]]) -> None:
-    """Articles (with the number of their line) to a run file, in :func:`time_order_key` order."""
-    numbered.sort(key=lambda item: time_order_key(item[1]))
-    with open(path, "wb") as fh:
-        for start in range(0, len(numbered), _RUN_BLOCK):
-            pickle.dump([(n, a.id, a.text, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at,
-                          a.outlet_is_agency) for n, a in numbered[start : start + _RUN_BLOCK]], fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _read_run(path: Path, dropped: frozenset[int]) -> Iterator[Article]:
-    """The articles of a run file, but those on the ``dropped`` lines."""
-    with open(path, "rb") as fh:
-        while True:
-            try:
-                block = pickle.load(fh)
-            except EOFError:
-                return
-            for (number, article_id, text, title, url, outlet, published, byline, fetched_at, agency) in block:
-                if dropped and number in dropped:
-                    continue
-                yield Article(id=article_id, text=text, title=title, url=url, outlet=outlet, published=published,
-                              byline=byline, fetched_at=fetched_at, outlet_is_agency=agency)
+def _time_order_first(item: tuple[Article, Place]) -> tuple[bool, str, str]:
+    return time_order_key(item[0])
 
 
 def _fingerprint(a: Article) -> int:
@@ -645,11 +636,6 @@ def _article(obj: dict[str, Any], path: str, number: int, unit: str) -> Article:
         outlet_is_agency=bool(agency),
         **{k: ("" if v is None else str(v)) for k, v in fields.items()},
     )
-
-
-def time_order_key(article: Article) -> tuple[bool, str, str]:
-    """The order the CLI processes a dump in: by publication time, unknown times last, then id."""
-    return (not article.published, article.published, article.id)
 
 
 def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: int = 10_000,

@@ -536,6 +536,7 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     import tempfile
 
     import dedup.dump
+    from dedup._runs import Place, articles_at
     from dedup.dump import Dump, InputError, ReadReport
 
     monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 300)
@@ -552,9 +553,14 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
 
     def read(pool: Executor | None) -> tuple[list[Article], ReadReport]:
         report = ReadReport()
-        with Dump([path], report, skip_bad=True, run_rows=8, pool=pool) as dump:
+        places: list[Place] = []
+        with Dump([path], report, skip_bad=True, run_rows=8, pool=pool,
+                  on_place=lambda article, place: places.append(place)) as dump:
             assert dump._pool is pool  # the workers parse when given
-            return list(dump), report
+            articles = list(dump)
+            # Each article handed on with its place in a run is read back from there.
+            assert len(places) == len(articles) and articles_at(places) == articles
+            return articles, report
 
     (here, here_report), (there, there_report) = read(None), read(readers)
     assert there == here and len(here) == 36

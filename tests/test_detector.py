@@ -240,6 +240,49 @@ def test_sketches_computed_ahead_in_another_order_give_the_same_decisions(storie
     assert sum(row[0] != row[4] for row in expected) >= len(stories) * 3 - 1
 
 
+def test_sketches_of_articles_read_back_from_the_dump_runs_give_the_same_decisions(
+        tmp_path: Path, stories: dict[str, str]) -> None:
+    """dedup scan over a large dump: the workers read the articles to sketch from the dump's
+    sorted runs instead of being sent their texts; the decisions are the same."""
+    import json
+    from concurrent.futures import Executor, Future
+    from typing import Any
+
+    from dedup.detector import SketchAhead, worker_pool
+    from dedup.dump import Dump, ReadReport
+
+    items = _many(stories)
+    path = tmp_path / "dump.jsonl"
+    path.write_text("".join(json.dumps({"id": a.id, "text": a.text}, ensure_ascii=False) + "\n"
+                            for a in reversed(items)), encoding="utf-8")
+
+    def decided(d: Detector) -> list[tuple[str, str, str, float, str, str]]:
+        return [(r.id, r.content_hash, r.best_match_id or "", r.containment, story, canonical)
+                for r, story, canonical in d.brief_records()]
+
+    with Dump([path], ReadReport()) as dump, Detector.in_memory(keep_texts=False) as d:
+        d.add_all(dump)
+        expected = decided(d)
+
+    class Recording(Executor):
+        def __init__(self, pool: Executor) -> None:
+            self.pool, self.tasks = pool, []
+
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            self.tasks.append(fn.__name__)
+            return self.pool.submit(fn, *args, **kwargs)
+
+    with worker_pool(2) as pool, Detector.in_memory(keep_texts=False) as d:
+        recording = Recording(pool)
+        ahead = SketchAhead(recording, d.config.sketch)
+        with Dump([path], ReadReport(), run_rows=5, on_place=ahead.place) as dump:  # sorted in runs
+            d.add_all(dump, chunk_size=4, ahead=ahead)
+        ahead.close()
+        assert decided(d) == expected
+    assert set(recording.tasks) == {"_sketch_places"}  # no text was sent to a worker
+    assert sum(row[0] != row[4] for row in expected) >= len(stories) * 3 - 1
+
+
 def test_a_pool_that_failed_while_sketching_ahead_fails_the_adding_and_adds_nothing(
         tmp_path: Path, stories: dict[str, str]) -> None:
     from concurrent.futures import ThreadPoolExecutor

@@ -1,0 +1,84 @@
+"""Run files: the articles of a dump sorted in time order a part at a time, on disk.
+
+A run is a sequence of pickles of up to :data:`RUN_BLOCK` rows each, in :func:`time_order_key`
+order; :class:`dedup.dump.Dump` merges the runs of a dump. Every article of a run has a
+:data:`Place` (file, where its pickle starts, its place in it, its id), by which a worker
+process reads it back (:func:`articles_at`) instead of being sent its text. No polars here:
+the workers that only sketch import this module, not the dump readers.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from dedup._model import Article
+
+RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
+
+# (run file, offset of the pickle, place in it, article id)
+Place = tuple[str, int, int, str]
+
+
+def time_order_key(article: Article) -> tuple[bool, str, str]:
+    """The order the CLI processes a dump in: by publication time, unknown times last, then id."""
+    return (not article.published, article.published, article.id)
+
+
+def write_run(path: Path, numbered: list[tuple[int, Article]]) -> None:
+    """Articles (with the number of their line) to a run file, in :func:`time_order_key` order."""
+    numbered.sort(key=lambda item: time_order_key(item[1]))
+    with open(path, "wb") as fh:
+        for start in range(0, len(numbered), RUN_BLOCK):
+            pickle.dump([(n, a.id, a.text, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at,
+                          a.outlet_is_agency) for n, a in numbered[start : start + RUN_BLOCK]], fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_run(path: Path, dropped: frozenset[int]) -> Iterator[tuple[Article, Place]]:
+    """The articles of a run file with their places, but those on the ``dropped`` lines."""
+    name = str(path)
+    with open(path, "rb") as fh:
+        while True:
+            offset = fh.tell()
+            try:
+                block = pickle.load(fh)
+            except EOFError:
+                return
+            for place, row in enumerate(block):
+                if dropped and row[0] in dropped:
+                    continue
+                article = _article(row)
+                yield article, (name, offset, place, article.id)
+
+
+def articles_at(places: list[Place]) -> list[Article]:
+    """The articles at these places of run files (read once per pickle), in the order given."""
+    handles: dict[str, IO[bytes]] = {}
+    blocks: dict[tuple[str, int], list[Any]] = {}
+    try:
+        out: list[Article] = []
+        for name, offset, place, article_id in places:
+            block = blocks.get((name, offset))
+            if block is None:
+                fh = handles.get(name)
+                if fh is None:
+                    fh = handles[name] = open(name, "rb")  # noqa: SIM115 (closed below)
+                fh.seek(offset)
+                block = blocks[(name, offset)] = pickle.load(fh)
+            article = _article(block[place])
+            if article.id != article_id:
+                raise RuntimeError(f"{name} changed while it was read: {article_id!r} is no longer at {offset}/{place}")
+            out.append(article)
+        return out
+    finally:
+        for fh in handles.values():
+            fh.close()
+
+
+def _article(row: tuple[Any, ...]) -> Article:
+    _, article_id, text, title, url, outlet, published, byline, fetched_at, agency = row
+    return Article(id=article_id, text=text, title=title, url=url, outlet=outlet, published=published,
+                   byline=byline, fetched_at=fetched_at, outlet_is_agency=agency)
