@@ -110,7 +110,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
-            # The workers parse the JSONL files of a large dump (128 MB or more), or else sketch
+            # The workers read the files of a large dump (128 MB of text or more), or else sketch
             # the articles as they are read (the order does not matter to them); the detector
             # then adds them in time order, and the workers sketch the rest reading them from
             # the dump's sorted runs (the texts are not sent to them again).

@@ -117,11 +117,12 @@ class Dump:
     closed. ``on_read`` is called with the articles as they are read (in file order, a thousand
     at a time), e.g. to start the work that does not depend on the order.
 
-    With a ``pool`` of worker processes and a dump of :data:`WORKER_READ_BYTES` or more, JSONL
-    files are parsed there, a block of lines each, and each block is written to a run of its
-    own in time order; this process reads the raw blocks, checks the ids and reports the errors
-    in file order, exactly as when it parses them itself. Their articles are not handed to
-    ``on_read`` (the workers are busy reading). A smaller dump is read here, while the pool
+    With a ``pool`` of worker processes and a dump of :data:`WORKER_READ_BYTES` or more of text,
+    the files are read there, a block each, and each block is written to a run of its own in
+    time order: this process reads the raw blocks of JSONL lines (or decodes CSV and Parquet
+    batches with polars), the workers turn them into articles, and this process checks the ids
+    and reports the errors in file order, exactly as when it reads them itself. Their articles
+    are not handed to ``on_read`` (the workers are busy reading). A smaller dump is read here, while the pool
     sketches what ``on_read`` hands it: starting workers on polars costs more than it saves.
     Articles read from runs (a large dump) are handed to ``on_place`` with their place in the
     run just before they are iterated: a worker can read them back from there
@@ -143,7 +144,7 @@ class Dump:
         self._memory: list[Article] = []
         self._count = 0
         self._on_read = on_read
-        self._pool = pool if pool is not None and _bytes_on_disk(paths) >= WORKER_READ_BYTES else None
+        self._pool = pool if pool is not None and _text_bytes(paths) >= WORKER_READ_BYTES else None
         self._on_place = on_place
 
     def __enter__(self) -> Dump:
@@ -171,7 +172,7 @@ class Dump:
         batch: list[Article] = []
         read = 0
         for index, path in enumerate(self._paths):
-            if self._pool is not None and str(path).lower().endswith(_JSONL):
+            if self._pool is not None and str(path).lower().endswith((*_JSONL, ".csv", ".parquet")):
                 self._read_in_workers(self._pool, str(path), index, seen)
                 continue
             for article in _unique(_rows_of(str(path), self._columns, self._report, self._skip_bad), str(path),
@@ -207,9 +208,14 @@ class Dump:
         self._runs.append(path)
 
     def _read_in_workers(self, pool: Executor, path: str, index: int, seen: dict[str, tuple[int, int]]) -> None:
-        """Read a JSONL file a block at a time in the workers (see the class), in file order."""
+        """Read a file a block at a time in the workers (see the class), in file order: JSONL
+        lines are parsed there; CSV and Parquet are decoded here by polars (natively, a batch
+        at a time) and their rows are turned into articles there."""
         pending: deque[tuple[Path, Future[list[_Checked]]]] = deque()
-        blocks = _jsonl_blocks(path, None, False)
+        jsonl = path.lower().endswith(_JSONL)
+        kind = "parquet" if path.lower().endswith(".parquet") else "csv"
+        blocks: Iterator[tuple[int, Any]] = (_jsonl_blocks(path, None, False) if jsonl
+                                             else _table_blocks(path, kind, self._columns))
         corrupt: InputError | None = None
         try:
             while True:
@@ -222,7 +228,11 @@ class Dump:
                     break
                 run = self._run_path()
                 self._runs.append(run)
-                pending.append((run, pool.submit(_read_block, path, first, block, self._columns, str(run))))
+                if jsonl:
+                    task = pool.submit(_read_block, path, first, block, self._columns, str(run))
+                else:
+                    task = pool.submit(_read_table_block, path, first, block, self._columns, _unit_of(path), str(run))
+                pending.append((run, task))
                 if len(pending) > _BLOCKS_IN_FLIGHT:
                     self._check_block(*pending.popleft(), path, index, seen)
             while pending:
@@ -235,7 +245,7 @@ class Dump:
             wait([future for _, future in pending])
             raise
         if corrupt is not None:
-            if not self._skip_bad:
+            if not self._skip_bad or not jsonl:  # a table that cannot be read stops the reading
                 raise corrupt
             self._report.skipped.append(str(corrupt))
 
@@ -247,7 +257,8 @@ class Dump:
             try:
                 if len(entry) == 2:
                     raise entry[1]
-                if not _first_time(entry[1], entry[2], number, path, "line", self._report, seen, index, self._paths):
+                if not _first_time(entry[1], entry[2], number, path, _unit_of(path), self._report, seen, index,
+                                   self._paths):
                     dropped.add(number)
                     continue
             except InputError as exc:
@@ -287,11 +298,14 @@ _BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
 _Checked = tuple[int, str, int] | tuple[int, InputError]
 
 
-def _bytes_on_disk(paths: list[Path]) -> int:
+def _text_bytes(paths: list[Path]) -> int:
+    """About how many bytes of text the files hold (compressed files and Parquet count 4 times
+    their size on disk: news text compresses about that much)."""
     total = 0
     for path in paths:
         with contextlib.suppress(OSError):  # a missing file is reported when it is read
-            total += os.path.getsize(path)
+            size = os.path.getsize(path)
+            total += size * 4 if str(path).lower().endswith((".gz", ".zst", ".parquet")) else size
     return total
 
 
@@ -299,9 +313,20 @@ def _read_block(path: str, first_line: int, block: bytes, columns: Columns, run:
     """In a worker: parse a block of JSONL lines, write its articles to the run file ``run`` in
     time order, and say what the reading process needs to check the ids and report errors."""
     fast = _jsonl_block_polars(block, path, first_line, columns)
+    return _checked_run(_jsonl_block_checked(block, path, first_line, columns) if fast is None else fast, run)
+
+
+def _read_table_block(path: str, first: int, frame: pl.DataFrame, columns: Columns, unit: str,
+                      run: str) -> list[_Checked]:
+    """In a worker: the rows of a batch of a CSV or Parquet file (the first numbered ``first``)
+    to articles, written to the run file ``run``; what :func:`_read_block` says."""
+    return _checked_run(_frame_rows(frame, path, first, unit, columns), run)
+
+
+def _checked_run(rows: Iterable[_Row], run: str) -> list[_Checked]:
     checked: list[_Checked] = []
     numbered: list[tuple[int, Article]] = []
-    for number, parsed in _jsonl_block_checked(block, path, first_line, columns) if fast is None else fast:
+    for number, parsed in rows:
         if isinstance(parsed, InputError):
             checked.append((number, parsed))
         elif parsed is not None:
@@ -550,6 +575,24 @@ def _non_string_value(data: bytes, columns: Columns) -> bool:
 
 
 def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
+    unit = "line" if kind == "csv" else "row"
+    for number, frame in _table_blocks(path, kind, columns):
+        yield from _frame_rows(frame, path, number, unit, columns)
+
+
+def _frame_rows(frame: pl.DataFrame, path: str, first: int, unit: str, columns: Columns) -> Iterator[_Row]:
+    number = first
+    for obj in frame.iter_rows(named=True):
+        try:
+            yield number, _article(columns.rename(obj), path, number, unit)
+        except InputError as exc:
+            yield number, exc
+        number += 1
+
+
+def _table_blocks(path: str, kind: str, columns: Columns) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(number of the first row, the next batch of about :data:`_TABLE_BATCH` rows) of a CSV or Parquet file,
+    its columns checked and cast to text first."""
     try:
         lazy = pl.scan_csv(path, infer_schema=False) if kind == "csv" else pl.scan_parquet(path)
         schema = lazy.collect_schema()
@@ -587,15 +630,13 @@ def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
         except Exception as exc:  # e.g. a malformed CSV row further down
             raise InputError(path, None, f"cannot be read as {kind.upper()} after {unit} {number - 1}: {exc}",
                              unit=unit) from None
-        for obj in frame.iter_rows(named=True):
-            try:
-                yield number, _article(columns.rename(obj), path, number, unit)
-            except InputError as exc:
-                yield number, exc
-            number += 1
+        yield number, frame
+        number += frame.height
 
 
-_TABLE_BATCH = 20_000
+# Rows a batch of a CSV or Parquet file (a worker task: about the size of a JSONL block). Both
+# ways of reading use it, so that an error in a batch names the same line either way.
+_TABLE_BATCH = 8_000
 
 
 def _parse_line(raw: bytes, path: str, number: int, columns: Columns = _DEFAULT_COLUMNS) -> Article | None:

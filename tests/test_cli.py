@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
@@ -574,6 +575,73 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
         with pytest.raises(InputError, match=r"in\.jsonl:13: malformed JSON"):
             Dump([path], ReadReport(), pool=pool).__enter__()
         assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_worker_read_tables_gives_the_same_articles_errors_and_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: Executor, kind: str) -> None:
+    """CSV and Parquet batches turned into articles in the workers read exactly what this
+    process reads: the same articles in the same order, the same bad rows named in order (by
+    their line or row), the same repeated ids dropped, whichever batch a row falls in."""
+    import dedup.dump
+    from dedup._runs import Place, articles_at
+    from dedup.dump import Dump, ReadReport
+
+    monkeypatch.setattr(dedup.dump, "_TABLE_BATCH", 6)
+    rows = [{"id": f"n{i}", "text": f"نص رقم {i}", "published": f"2015-07-{20 - i % 7:02d} 10:00:00"}
+            for i in range(40)]
+    rows[25] = dict(rows[3])  # the same id and content: dropped and counted
+    rows[31] = dict(rows[5], text="نص آخر")  # the same id, other content: a bad row
+    rows[12] = dict(rows[12], id="")  # no id
+    frame = pl.DataFrame(rows)
+    path = tmp_path / f"in.{kind}"
+    frame.write_csv(path) if kind == "csv" else frame.write_parquet(path)
+
+    def read(pool: Executor | None) -> tuple[list[Article], ReadReport, int]:
+        report = ReadReport()
+        places: list[Place] = []
+        with Dump([path], report, skip_bad=True, run_rows=8, pool=pool,
+                  on_place=lambda article, place: places.append(place)) as dump:
+            assert dump._pool is pool  # the workers read when given
+            articles = list(dump)
+            assert len(places) == len(articles) and articles_at(places) == articles
+            return articles, report, len(dump._runs)
+
+    (here, here_report, _), (there, there_report, runs) = read(None), read(readers)
+    assert runs >= 5  # a run for each batch the workers read
+    assert there == here and len(here) == 37
+    assert there_report.skipped == here_report.skipped and len(here_report.skipped) == 2
+    first = 2 if kind == "csv" else 1  # a CSV's first row is on line 2
+    named = [re.search(r"in\.(?:csv:|parquet row )(\d+):", s) for s in here_report.skipped]
+    assert [m.group(1) if m else s for m, s in zip(named, here_report.skipped, strict=True)] == [
+        str(12 + first), str(31 + first)]
+    assert there_report.repeated == here_report.repeated == 1
+
+
+def test_worker_read_refuses_a_table_that_cannot_be_read_as_this_process_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
+    """A missing column, a wrong type, a ragged CSV row further down: the same error, naming
+    the file (and the line after which reading failed), with or without the workers."""
+    import dedup.dump
+    from dedup.dump import Dump, InputError, ReadReport
+
+    monkeypatch.setattr(dedup.dump, "_TABLE_BATCH", 10)
+    missing = tmp_path / "missing.csv"
+    pl.DataFrame({"id": ["a"], "body": ["نص"]}).write_csv(missing)
+    wrong = tmp_path / "wrong.parquet"
+    pl.DataFrame({"id": ["a"], "text": [["نص"]]}).write_parquet(wrong)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("id,text\n" + "".join(f"n{i},نص رقم {i}\n" for i in range(35)) + "x,نص,زائد\n"
+                      + "".join(f"m{i},نص {i}\n" for i in range(5)), encoding="utf-8")
+    for path, message in ((missing, "missing.csv: no column 'text'"),
+                          (wrong, "wrong.parquet: column 'text' .* expected text"),
+                          (ragged, r"ragged.csv: cannot be read as CSV after line \d+")):
+        said = []
+        for pool in (None, readers):
+            with pytest.raises(InputError, match=message) as error:
+                Dump([path], ReadReport(), skip_bad=True, pool=pool).__enter__()
+            said.append(str(error.value))
+        assert said[0] == said[1]
 
 
 def test_worker_read_keeps_the_lines_before_a_corrupt_gzip_and_reports_it_last(
