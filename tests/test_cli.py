@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from dedup import Article, Detector
 from dedup.cli import main
-from dedup.dump import Columns, time_order_key
+from dedup.dump import Columns, ReadReport, time_order_key
 
 
 def corpus(stories: dict[str, str]) -> list[dict[str, str]]:
@@ -529,6 +529,22 @@ def readers(worker_pool_of_two: Executor, monkeypatch: pytest.MonkeyPatch) -> Ex
     return worker_pool_of_two
 
 
+def read_placed(path: Path, pool: Executor | None) -> tuple[list[Article], ReadReport, int]:
+    """The articles of a dump read with --skip-bad (sorted in runs of 8), its report and its
+    number of runs; each article handed on with its place in a run is read back from there."""
+    from dedup._runs import Place, articles_at
+    from dedup.dump import Dump
+
+    report = ReadReport()
+    places: list[Place] = []
+    with Dump([path], report, skip_bad=True, run_rows=8, pool=pool,
+              on_place=lambda article, place: places.append(place)) as dump:
+        assert dump._pool is pool  # the workers read when given
+        articles = list(dump)
+        assert len(places) == len(articles) and articles_at(places) == articles
+        return articles, report, len(dump._runs)
+
+
 def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
     """JSONL parsed in worker processes (dedup scan -j 2) reads exactly what this process reads:
@@ -537,7 +553,6 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     import tempfile
 
     import dedup.dump
-    from dedup._runs import Place, articles_at
     from dedup.dump import Dump, InputError, ReadReport
 
     monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 300)
@@ -552,18 +567,7 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def read(pool: Executor | None) -> tuple[list[Article], ReadReport]:
-        report = ReadReport()
-        places: list[Place] = []
-        with Dump([path], report, skip_bad=True, run_rows=8, pool=pool,
-                  on_place=lambda article, place: places.append(place)) as dump:
-            assert dump._pool is pool  # the workers parse when given
-            articles = list(dump)
-            # Each article handed on with its place in a run is read back from there.
-            assert len(places) == len(articles) and articles_at(places) == articles
-            return articles, report
-
-    (here, here_report), (there, there_report) = read(None), read(readers)
+    (here, here_report, _), (there, there_report, _) = read_placed(path, None), read_placed(path, readers)
     assert there == here and len(here) == 36
     assert there_report.skipped == here_report.skipped and len(here_report.skipped) == 3
     assert [s.split(":")[1] for s in here_report.skipped] == ["13", "32", "37"]
@@ -584,8 +588,6 @@ def test_worker_read_tables_gives_the_same_articles_errors_and_counts(
     process reads: the same articles in the same order, the same bad rows named in order (by
     their line or row), the same repeated ids dropped, whichever batch a row falls in."""
     import dedup.dump
-    from dedup._runs import Place, articles_at
-    from dedup.dump import Dump, ReadReport
 
     monkeypatch.setattr(dedup.dump, "_TABLE_BATCH", 6)
     rows = [{"id": f"n{i}", "text": f"نص رقم {i}", "published": f"2015-07-{20 - i % 7:02d} 10:00:00"}
@@ -597,17 +599,7 @@ def test_worker_read_tables_gives_the_same_articles_errors_and_counts(
     path = tmp_path / f"in.{kind}"
     frame.write_csv(path) if kind == "csv" else frame.write_parquet(path)
 
-    def read(pool: Executor | None) -> tuple[list[Article], ReadReport, int]:
-        report = ReadReport()
-        places: list[Place] = []
-        with Dump([path], report, skip_bad=True, run_rows=8, pool=pool,
-                  on_place=lambda article, place: places.append(place)) as dump:
-            assert dump._pool is pool  # the workers read when given
-            articles = list(dump)
-            assert len(places) == len(articles) and articles_at(places) == articles
-            return articles, report, len(dump._runs)
-
-    (here, here_report, _), (there, there_report, runs) = read(None), read(readers)
+    (here, here_report, _), (there, there_report, runs) = read_placed(path, None), read_placed(path, readers)
     assert runs >= 5  # a run for each batch the workers read
     assert there == here and len(here) == 37
     assert there_report.skipped == here_report.skipped and len(here_report.skipped) == 2
