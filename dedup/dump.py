@@ -581,13 +581,20 @@ def _table_rows(path: str, kind: str, columns: Columns) -> Iterator[_Row]:
 
 
 def _frame_rows(frame: pl.DataFrame, path: str, first: int, unit: str, columns: Columns) -> Iterator[_Row]:
+    """The rows of a batch (see :func:`_table_blocks`), each numbered by its line or row."""
+    spans: Iterable[int]
+    if _LINES in frame.columns:  # CSV: a row spans as many lines as its quoted fields need
+        spans = frame.get_column(_LINES).to_list()
+        frame = frame.drop(_LINES)
+    else:
+        spans = itertools.repeat(1)
     number = first
-    for obj in frame.iter_rows(named=True):
+    for obj, span in zip(frame.iter_rows(named=True), spans, strict=False):
         try:
             yield number, _article(columns.rename(obj), path, number, unit)
         except InputError as exc:
             yield number, exc
-        number += 1
+        number += span
 
 
 def _table_blocks(path: str, kind: str, columns: Columns) -> Iterator[tuple[int, pl.DataFrame]]:
@@ -621,7 +628,13 @@ def _table_blocks(path: str, kind: str, columns: Columns) -> Iterator[tuple[int,
     number = 2 if kind == "csv" else 1  # a CSV's first data row is on line 2
     unit = "line" if kind == "csv" else "row"
     as_text = [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
-    batches = lazy.select(wanted).with_columns(as_text).collect_batches(chunk_size=_TABLE_BATCH)
+    selected = [pl.col(c) for c in wanted]
+    if kind == "csv":
+        # The lines each row takes: one, and one more for each line break inside its quoted
+        # fields (paragraphs of a text), in any column; so that a row is named by its line.
+        breaks = [pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in schema.names()]
+        selected.append((pl.sum_horizontal(breaks) + 1).cast(pl.Int64).alias(_LINES))
+    batches = lazy.select(selected).with_columns(as_text).collect_batches(chunk_size=_TABLE_BATCH)
     while True:
         try:
             frame = next(batches)
@@ -631,8 +644,10 @@ def _table_blocks(path: str, kind: str, columns: Columns) -> Iterator[tuple[int,
             raise InputError(path, None, f"cannot be read as {kind.upper()} after {unit} {number - 1}: {exc}",
                              unit=unit) from None
         yield number, frame
-        number += frame.height
+        number += int(frame.get_column(_LINES).sum()) if kind == "csv" else frame.height
 
+
+_LINES = "\x00lines"  # the column of a CSV batch that says how many lines each row takes
 
 # Rows a batch of a CSV or Parquet file (a worker task: about the size of a JSONL block). Both
 # ways of reading use it, so that an error in a batch names the same line either way.

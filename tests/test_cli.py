@@ -610,6 +610,32 @@ def test_worker_read_tables_gives_the_same_articles_errors_and_counts(
     assert there_report.repeated == here_report.repeated == 1
 
 
+def test_a_csv_row_is_named_by_its_line_when_quoted_fields_span_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
+    """Texts in a CSV often keep their paragraphs: a quoted field spans lines. A bad row is still
+    named by the line it starts on (and a repeated id by the line of the first), read here or
+    in the workers, whichever batch it falls in."""
+    import dedup.dump
+    from dedup.dump import Dump
+
+    monkeypatch.setattr(dedup.dump, "_TABLE_BATCH", 2)
+    rows = [{"id": "a", "text": "فقرة أولى\nفقرة ثانية\nفقرة ثالثة", "note": "سطر\nآخر"},
+            {"id": "b", "text": "نص", "note": ""},
+            {"id": "", "text": "بلا معرف", "note": ""},  # line 7
+            {"id": "c", "text": "نص\r\nبسطرين", "note": ""},
+            {"id": "a", "text": "محتوى آخر", "note": ""}]  # line 10: 'a' was first on line 2
+    path = tmp_path / "paragraphs.csv"
+    pl.DataFrame(rows).write_csv(path)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[6].startswith(b'"",') and lines[9].startswith(b"a,")  # where the bad rows start
+    for pool in (None, readers):
+        report = ReadReport()
+        with Dump([path], report, skip_bad=True, pool=pool) as dump:
+            assert [a.id for a in dump] == ["a", "b", "c"]
+        assert [s.split(":")[1] for s in report.skipped] == ["7", "10"]
+        assert "already used on line 2" in report.skipped[1]
+
+
 def test_worker_read_refuses_a_table_that_cannot_be_read_as_this_process_does(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
     """A missing column, a wrong type, a ragged CSV row further down: the same error, naming
