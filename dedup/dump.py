@@ -122,8 +122,9 @@ class Dump:
     time order: this process reads the raw blocks of JSONL lines (or decodes CSV and Parquet
     batches with polars), the workers turn them into articles, and this process checks the ids
     and reports the errors in file order, exactly as when it reads them itself. Their articles
-    are not handed to ``on_read`` (the workers are busy reading). A smaller dump is read here, while the pool
-    sketches what ``on_read`` hands it: starting workers on polars costs more than it saves.
+    are not handed to ``on_read`` (the workers are busy reading). A smaller dump is read here,
+    while the pool sketches what ``on_read`` hands it: starting workers on polars costs more
+    than it saves.
     Articles read from runs (a large dump) are handed to ``on_place`` with their place in the
     run just before they are iterated: a worker can read them back from there
     (:func:`dedup._runs.articles_at`) instead of being sent their texts.
@@ -287,11 +288,11 @@ class Dump:
 
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk
-# Dumps from this size on are parsed in the workers when there are any (the 15k-article dev set,
+# Dumps of this much text or more are read in the workers when there are any (the 15k-article dev set,
 # 53 MB, read 0.35 s slower that way; 100k articles, 405 MB, 1 s faster).
 WORKER_READ_BYTES = 128 << 20
 _ON_READ_ROWS = 1000
-_BLOCKS_IN_FLIGHT = 3  # JSONL blocks handed to the workers and not yet checked
+_BLOCKS_IN_FLIGHT = 3  # blocks (JSONL lines, table batches) handed to the workers and not yet checked
 
 # What a worker says of each line of a block: (line, id, fingerprint) for an article, (line, error)
 # for a line that cannot be read.
@@ -324,6 +325,7 @@ def _read_table_block(path: str, first: int, frame: pl.DataFrame, columns: Colum
 
 
 def _checked_run(rows: Iterable[_Row], run: str) -> list[_Checked]:
+    """Write the articles among ``rows`` to the run file ``run``; what each row was, for the checks."""
     checked: list[_Checked] = []
     numbered: list[tuple[int, Article]] = []
     for number, parsed in rows:
