@@ -224,7 +224,7 @@ class Dump:
                     first, block = next(blocks)
                 except StopIteration:
                     break
-                except InputError as exc:  # a corrupt compressed file: the lines before it count first
+                except InputError as exc:  # a corrupt .gz, a table that cannot be read: the rows before count first
                     corrupt = exc
                     break
                 run = self._run_path()
@@ -294,8 +294,8 @@ WORKER_READ_BYTES = 128 << 20
 _ON_READ_ROWS = 1000
 _BLOCKS_IN_FLIGHT = 3  # blocks (JSONL lines, table batches) handed to the workers and not yet checked
 
-# What a worker says of each line of a block: (line, id, fingerprint) for an article, (line, error)
-# for a line that cannot be read.
+# What a worker says of each row of a block: (line or row, id, fingerprint) for an article,
+# (line or row, error) for one that cannot be read.
 _Checked = tuple[int, str, int] | tuple[int, InputError]
 
 

@@ -662,6 +662,39 @@ def test_worker_read_refuses_a_table_that_cannot_be_read_as_this_process_does(
         assert said[0] == said[1]
 
 
+def test_workers_read_a_dump_by_its_text_size_and_compressed_files_count_four_times(
+        tmp_path: Path, worker_pool_of_two: Executor, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dedup.dump
+    from dedup.dump import Dump
+
+    rows = [{"id": f"n{i}", "text": f"نص رقم {i} " * 20} for i in range(50)]
+    plain = write_jsonl(tmp_path / "in.jsonl", rows)
+    packed = tmp_path / "in.parquet"
+    pl.DataFrame(rows).write_parquet(packed)
+    for path in (plain, packed):
+        size = path.stat().st_size
+        weight = 4 if path.suffix == ".parquet" else 1
+        for threshold, read_there in ((size * weight, True), (size * weight + 1, False)):
+            monkeypatch.setattr(dedup.dump, "WORKER_READ_BYTES", threshold)
+            with Dump([path], ReadReport(), pool=worker_pool_of_two) as dump:
+                assert (dump._pool is not None) == read_there, (path, threshold)
+                assert len(list(dump)) == len(rows)
+
+
+def test_a_worker_refuses_a_run_place_that_holds_another_article(tmp_path: Path) -> None:
+    """A place names the article it expects: a run file changed under it is an error, not a
+    silently wrong article sketched."""
+    from dedup._runs import articles_at, read_run, write_run
+
+    run = tmp_path / "run.pickle"
+    write_run(run, [(1, Article(id="a", text="نص أ")), (2, Article(id="b", text="نص ب"))])
+    placed = list(read_run(run, frozenset()))
+    assert articles_at([place for _, place in placed]) == [a for a, _ in placed]
+    name, offset, at, _ = placed[0][1]
+    with pytest.raises(RuntimeError, match="changed while it was read"):
+        articles_at([(name, offset, at, "b")])
+
+
 def test_worker_read_keeps_the_lines_before_a_corrupt_gzip_and_reports_it_last(
         tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch, readers: Executor) -> None:
     import gzip
