@@ -243,3 +243,87 @@ def merge_runs(older_keys: npt.NDArray[np.uint64], older_seqs: npt.NDArray[np.in
             keys[k], seqs[k] = newer_keys[j], newer_seqs[j]
             j += 1
     return keys, seqs
+
+
+@_inline
+def _set_of(seq: int, sets: npt.NDArray[np.uint32], ends: npt.NDArray[np.int64], base: int) -> tuple[int, int]:
+    """Where article ``seq``'s set is in ``sets`` (start, end)."""
+    return (ends[seq - 1] if seq else 0) - base, ends[seq] - base
+
+
+@_compiled
+def count_and_verify(first_seq: int, sets: npt.NDArray[np.uint32], ends: npt.NDArray[np.int64], base: int,
+                     days: npt.NDArray[np.float64], embedded: npt.NDArray[np.bool_], windows: npt.NDArray[np.float64],
+                     candidates: npt.NDArray[np.int64], candidate_bounds: npt.NDArray[np.int64],
+                     archived_seqs: npt.NDArray[np.int64], archived_ends: npt.NDArray[np.int64],
+                     archived_sets: npt.NDArray[np.uint32], counts: npt.NDArray[np.uint8], mask: np.uint32, cap: int,
+                     limit: int, min_shared: int, threshold: float, template_window: float, counted_from: int,
+                     newest_day: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64],
+                                                 npt.NDArray[np.float64], npt.NDArray[np.int64], int, float, int]:
+    """Count and verify a batch of articles numbered ``first_seq`` on, one after the other, as
+    :meth:`dedup.detector.Detector._count` then ``_verify`` do for each: the shared-text counts
+    an article is verified with are those after it was counted and before the next was.
+
+    Every article's set, the batch's too, is in ``sets``/``ends``/``base`` (see :func:`verify`),
+    from the first one still counted (``counted_from``) on; article ``first_seq + j`` has
+    ``candidates[candidate_bounds[j]:candidate_bounds[j + 1]]`` (ascending) and ``windows[j]``.
+    Candidates numbered below the first set held in ``sets`` are read from ``archived_*``
+    (``archived_seqs`` ascending, set ``i`` ending at ``archived_ends[i]``): those the window
+    lets through must all be there.
+
+    Returns the links of every article of the batch, flat in candidate order (numbers,
+    containment, jaccard) with each article's bounds, the new ``counted_from`` and
+    ``newest_day``, and the number of a candidate that was needed but not given (-1 if none).
+    """
+    m = windows.size
+    total = candidate_bounds[m]
+    linked = np.empty(total, dtype=np.int64)
+    containments = np.empty(total)
+    jaccards = np.empty(total)
+    bounds = np.zeros(m + 1, dtype=np.int64)
+    kept = 0
+    held_from = counted_from  # the first set held in `sets` (earlier ones are archived)
+    for j in range(m):
+        seq = first_seq + j
+        start, end = _set_of(seq, sets, ends, base)
+        a = sets[start:end]
+        day = days[seq]
+        if not embedded[seq]:
+            counter_add(counts, a, mask, cap)
+        if not np.isnan(day):
+            newest_day = max(newest_day, day)
+            horizon = newest_day - template_window
+            while counted_from < seq:
+                old = days[counted_from]
+                if not np.isnan(old) and old >= horizon:
+                    break
+                if not np.isnan(old) and not embedded[counted_from]:
+                    s, e = _set_of(counted_from, sets, ends, base)
+                    counter_remove(counts, sets[s:e], mask, cap)
+                counted_from += 1
+        if a.size and candidate_bounds[j + 1] > candidate_bounds[j]:
+            a_common = np.empty(a.size, dtype=np.bool_)
+            for i in range(a.size):
+                a_common[i] = counts[a[i] & mask] > limit
+            specific_a = int(a.size - np.count_nonzero(a_common))
+            for p in range(candidate_bounds[j], candidate_bounds[j + 1]):
+                c = candidates[p]
+                if not np.isnan(day) and not (np.isnan(days[c]) or abs(days[c] - day) <= windows[j]):
+                    continue
+                if c >= held_from:
+                    s, e = _set_of(c, sets, ends, base)
+                    shared, containment, jaccard = _overlap_one(a, a_common, specific_a, sets, s, e, counts, mask,
+                                                                limit)
+                else:
+                    at = np.searchsorted(archived_seqs, c)
+                    if at == archived_seqs.size or archived_seqs[at] != c:
+                        return linked[:kept], containments[:kept], jaccards[:kept], bounds, counted_from, \
+                            newest_day, c
+                    s = archived_ends[at - 1] if at else 0
+                    shared, containment, jaccard = _overlap_one(a, a_common, specific_a, archived_sets, s,
+                                                                archived_ends[at], counts, mask, limit)
+                if shared >= min_shared and containment >= threshold:
+                    linked[kept], containments[kept], jaccards[kept] = c, containment, jaccard
+                    kept += 1
+        bounds[j + 1] = kept
+    return linked[:kept], containments[:kept], jaccards[:kept], bounds, counted_from, newest_day, -1

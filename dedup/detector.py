@@ -487,6 +487,23 @@ class _LiveShingles:
         self._ends[self._count] = self.base + used + shingles.size
         self._count += 1
 
+    def extend(self, sets: list[HashArray]) -> None:
+        """:meth:`append` each of ``sets``, in one copy."""
+        sizes = np.fromiter((s.size for s in sets), dtype=np.int64, count=len(sets))
+        total = int(sizes.sum())
+        used = self._start(self._count) - self.base
+        if used + total > self.sets.size:
+            self._move(self._start(self._count) - self._start(self.first) + total)
+            used = self._start(self._count) - self.base
+        if sets:
+            self.sets[used : used + total] = np.concatenate(sets)
+        if self._count + len(sets) > self._ends.size:
+            grown = np.empty(max(2 * self._ends.size, self._count + len(sets)), dtype=np.int64)
+            grown[: self._count] = self._ends[: self._count]
+            self._ends = grown
+        self._ends[self._count : self._count + len(sets)] = self.base + used + np.cumsum(sizes)
+        self._count += len(sets)
+
     def get(self, seq: int) -> HashArray:
         if seq < self.first:
             raise AssertionError(f"article {seq}'s shingles were released")
@@ -561,6 +578,7 @@ class Detector:
         self._rows: list[StoredArticle] = []
         self._facts: list[CanonicalFacts] = []
         self._days = array.array("d")  # calendar day of each article (NaN: unknown)
+        self._embedded = bytearray()  # 1 for an article appended to a page
         # Shingle sets of the articles still in the template window (the rows hold none; those
         # before ``_counted_from`` are in the archive).
         self._live = _LiveShingles()
@@ -774,9 +792,10 @@ class Detector:
             lists = self._index.add_batch([fresh[i] for i in indexed], signatures)
             found = dict(zip(indexed, lists, strict=True))
         empty = np.empty(0, dtype=np.int64)
+        verified = self._count_and_verify(prepared, fresh, found) if self._kernels is not None and fresh else {}
         decisions: list[Decision] = []
         for i, p in enumerate(prepared):
-            decision = self._add_one(p, found.get(i, empty), keep)
+            decision = self._add_one(p, found.get(i, empty), keep, verified.get(i))
             if decision is None:
                 continue
             if p.embedded_in is None:
@@ -784,6 +803,66 @@ class Detector:
             else:  # reported with its page
                 decisions[-1] = dataclasses.replace(decisions[-1], embedded=(*decisions[-1].embedded, decision))
         return decisions
+
+    def _count_and_verify(self, prepared: list[Prepared], fresh: dict[int, int],
+                          found: dict[int, npt.NDArray[np.int64]]) -> dict[int, tuple[float, list[_Link]]]:
+        """What :meth:`_count` then :meth:`_verify` give each new article of a batch (its day and
+        links), in one compiled pass over the batch: a day and links per batch position.
+
+        The batch's days, kinds and shingle sets are kept here; :meth:`_add_one` adds the rest.
+        The sets that leave the template window during the batch are archived after it.
+        """
+        kernels = self._kernels
+        assert kernels is not None
+        mc = self.config.match
+        order = list(fresh)  # batch positions of the new articles, in number order
+        first_seq = len(self._rows)
+        if [fresh[i] for i in order] != list(range(first_seq, first_seq + len(order))):
+            raise AssertionError("new articles are numbered in arrival order")
+        news = [prepared[i] for i in order]
+        day_list = [_day(p.article) for p in news]
+        self._days.extend(day_list)
+        self._embedded.extend(p.embedded_in is not None for p in news)
+        self._live.extend([p.shingles for p in news])
+        days = np.frombuffer(self._days, dtype=np.float64)
+        embedded = np.frombuffer(self._embedded, dtype=np.bool_)
+        windows = np.array([mc.embedded_window_days if p.embedded_in else mc.window_days for p in news],
+                           dtype=np.float64)
+        empty = np.empty(0, dtype=np.int64)
+        lists = [found.get(i, empty) for i in order]
+        bounds = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum([c.size for c in lists], out=bounds[1:])
+        candidates = np.concatenate(lists) if lists else empty
+        # The candidates whose sets are archived already, and that the window lets through.
+        held_from = self._counted_from
+        owner = np.repeat(np.arange(len(lists)), np.diff(bounds))
+        early = candidates < held_from
+        if early.any():
+            c, own = candidates[early], owner[early]
+            day = np.asarray(day_list)[own]
+            near = np.isnan(day) | np.isnan(days[c]) | (np.abs(days[c] - day) <= windows[own])
+            archived_seqs = np.unique(c[near])
+        else:
+            archived_seqs = empty
+        archived = [self._archive.get(c) for c in archived_seqs.tolist()]
+        archived_ends = np.cumsum([a.size for a in archived], dtype=np.int64)
+        archived_sets = np.concatenate(archived) if archived else np.empty(0, dtype=np.uint32)
+        live = self._live
+        counts, mask = self._shared.table
+        seqs, containment, jaccard, link_bounds, counted_from, newest_day, missing = kernels.count_and_verify(
+            first_seq, live.sets, live.ends, live.base, days, embedded, windows, candidates, bounds,
+            archived_seqs, archived_ends, archived_sets, counts, mask, SharedTextCounter.CAP, mc.template_docs,
+            mc.min_shared, mc.threshold, float(mc.template_window_days), self._counted_from, self._newest_day)
+        if missing >= 0:
+            raise AssertionError(f"article {missing}'s archived shingles were not read for verification")
+        # Off to the archive, in number order: the sets that left the template window.
+        for seq in range(self._counted_from, counted_from):
+            self._archive.put(seq, live.get(seq))
+        self._counted_from, self._newest_day = counted_from, newest_day
+        live.release(counted_from)
+        links = list(map(_Link._make, zip(seqs.tolist(), containment.tolist(), jaccard.tolist(), strict=True)))
+        at = link_bounds.tolist()
+        return {i: (day_list[j], links[at[j] : at[j + 1]]) for j, i in enumerate(order)}
 
     def _refuse_changed_ids(self, articles: list[Article], digests: list[str] | None = None) -> None:
         """Check every id before changing anything, so a refused batch leaves no trace.
@@ -803,7 +882,10 @@ class Detector:
                 raise DuplicateIdError(a.id)
             seen[a.id] = digest
 
-    def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64], keep: bool = True) -> Decision | None:
+    def _add_one(self, p: Prepared, candidates: npt.NDArray[np.int64], keep: bool = True,
+                 verified: tuple[float, list[_Link]] | None = None) -> Decision | None:
+        """Add one article; ``verified`` is its day and links when its batch was counted and
+        verified already (:meth:`_count_and_verify`)."""
         article = p.article
         digest = p.sketch.digest
         known = self._seq.get(article.id)
@@ -812,12 +894,16 @@ class Detector:
                 raise DuplicateIdError(article.id)
             return self._decision_of(known, "unchanged") if keep else None
         seq = len(self._rows)
-        day = _day(article)
-        # Count this article's shingles first: text it shares with many others is common now.
-        self._count(p.shingles, p.embedded_in, day)
-        # An article appended to a page is often older than the page: it is compared more widely.
-        mc = self.config.match
-        links = self._verify(p.shingles, candidates, day, mc.embedded_window_days if p.embedded_in else mc.window_days)
+        if verified is None:
+            day = _day(article)
+            # Count this article's shingles first: text it shares with many others is common now.
+            self._count(p.shingles, p.embedded_in, day)
+            # An article appended to a page is often older than the page: it is compared more widely.
+            mc = self.config.match
+            links = self._verify(p.shingles, candidates, day,
+                                 mc.embedded_window_days if p.embedded_in else mc.window_days)
+        else:
+            day, links = verified
         # An article appended to a page joins the story it matches best, and links nothing else.
         weights = {link.seq: round(link.similarity, 6) for link in links}
         update = self._graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
@@ -866,7 +952,7 @@ class Detector:
             signature=p.signature if stored else _NO_SIGNATURE,
             text=article.text if stored or self._keep_texts else "",
         )
-        self._remember(row, p.shingles, day, details)
+        self._remember(row, p.shingles, day, details, counted=verified is not None)
         if grew and story in self._top2:
             self._top2[story] = sorted([*self._top2[story], self._facts[seq]], key=CanonicalFacts.rank)[:2]
         if self._store is not None:
@@ -906,9 +992,10 @@ class Detector:
         self._live.release(self._counted_from)
 
     def _remember(self, row: StoredArticle, shingles: HashArray, day: float,
-                  details: tuple[str | None, ...] | None = None) -> None:
+                  details: tuple[str | None, ...] | None = None, *, counted: bool = False) -> None:
         """Keep a stored article in memory (its story is the graph's business); ``day`` is its
-        :func:`_day_of` (an appended article has its page's).
+        :func:`_day_of` (an appended article has its page's). ``counted``: its day, shingles
+        and kind are already kept (:meth:`_count_and_verify` did it for its batch).
 
         The signature is already in the band index, and the text stays in the store (or is kept
         only when asked): neither is held in the row, nor the shingles (kept beside it, see
@@ -925,7 +1012,8 @@ class Detector:
                                           text="", signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
         elif row.signature.size or row.shingles.size:
             row = dataclasses.replace(row, signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
-        self._live.append(shingles)
+        if not counted:
+            self._live.append(shingles)
         self._rows.append(row)
         self._seq[row.id] = row.seq
         self._facts.append(
@@ -938,7 +1026,9 @@ class Detector:
                 embedded=row.embedded_in is not None,
             )
         )
-        self._days.append(day)
+        if not counted:
+            self._days.append(day)
+            self._embedded.append(row.embedded_in is not None)
 
     # -- matching -----------------------------------------------------------------------------
 

@@ -458,13 +458,15 @@ def test_articles_out_of_the_template_window_leave_memory_and_are_still_matched(
         expected = result(d)
     story = {article: s for article, s, _canonical in expected[0]}
     assert (story["late"], story["undated"], story["page#embedded-1"], story["cut"]) == (*keys[:3], "page")
-    for keep_texts, compiled in ((True, False), (False, False), (False, True)):
-        # Without texts, display fields go to disk too; compiled kernels read the live sets and
-        # leave the archived ones to numpy.
+    for keep_texts, compiled, chunk_size in ((True, False, 1000), (False, False, 1000), (False, True, 1000),
+                                             (False, True, 2)):
+        # Without texts, display fields go to disk too. Compiled kernels count and verify a batch
+        # at once: sets archived during the batch are still read in memory, those archived by
+        # an earlier batch (small chunks) are read back from the archive first.
         with Detector.in_memory(keep_texts=keep_texts) as d:
             if compiled:
                 d.compile()
-            d.add_many(items)
+            d.add_many(items, chunk_size=chunk_size)
             assert len(d._archive) > 0  # the archive is really used
             assert result(d) == expected
             assert d.record(keys[0]).url == f"https://spa.gov.sa/{keys[0]}" and d.record(keys[0]).shingles.size
@@ -530,3 +532,35 @@ def test_live_shingle_sets_read_back_what_was_appended_across_moves(steps: list[
                     kept[seq].tolist()
         # A set read before stays as it was, whatever moved since.
         assert all(view.tolist() == values.tolist() for view, values in handed_out)
+
+
+_EDITS = (lambda t: t, new_headline, first_half, boilerplate, house_spelling)
+
+
+@settings(max_examples=30, deadline=None)
+@given(plan=st.lists(st.tuples(st.integers(0, 5), st.integers(0, len(_EDITS) - 1),
+                               st.one_of(st.none(), st.integers(0, 40)), st.booleans()), min_size=2, max_size=24),
+       chunk_size=st.integers(1, 8))
+def test_compiled_batches_count_and_verify_as_one_article_at_a_time(
+        stories: dict[str, str], plan: list[tuple[int, int, int | None, bool]], chunk_size: int) -> None:
+    from dedup import DetectorConfig, MatchConfig
+
+    # A short template window and text shared across stories: articles leave the window inside
+    # a batch and between batches, dated or not, pages carry appended articles.
+    config = DetectorConfig(match=MatchConfig(template_window_days=4, window_days=2, embedded_window_days=6,
+                                              template_docs=2))
+    keys = sorted(stories)
+    items = []
+    for n, (story, edit, day, page) in enumerate(plan):
+        text = _EDITS[edit](stories[keys[story]])
+        if page:
+            text = appended(text, stories[keys[(story + 1) % len(keys)]])
+        published = "" if day is None else f"2016-01-{1 + day % 28:02d} 0{day % 10}:00"
+        items.append(art(f"a{n}", text, published=published))
+    with Detector.in_memory(config, keep_texts=False) as plain:
+        expected = plain.add_many(items, chunk_size=chunk_size)
+        assigned = list(plain.assignments())
+    with Detector.in_memory(config, keep_texts=False) as compiled:
+        compiled.compile()
+        assert compiled.add_many(items, chunk_size=chunk_size) == expected
+        assert list(compiled.assignments()) == assigned
