@@ -9,6 +9,7 @@ import heapq
 import io
 import itertools
 import json
+import mmap
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
 import polars as pl
 import xxhash
 
@@ -215,7 +217,9 @@ class Dump:
         pending: deque[tuple[Path, Future[list[_Checked]]]] = deque()
         jsonl = path.lower().endswith(_JSONL)
         kind = "parquet" if path.lower().endswith(".parquet") else "csv"
-        blocks: Iterator[tuple[int, Any]] = (_jsonl_blocks(path, None, False) if jsonl
+        # An uncompressed JSONL file goes to the workers as byte ranges, which they read themselves.
+        plain = jsonl and not path.lower().endswith((".gz", ".zst"))
+        blocks: Iterator[tuple[int, Any]] = (_jsonl_spans(path) if plain else _jsonl_blocks(path, None, False) if jsonl
                                              else _table_blocks(path, kind, self._columns))
         corrupt: InputError | None = None
         try:
@@ -310,9 +314,19 @@ def _text_bytes(paths: list[Path]) -> int:
     return total
 
 
-def _read_block(path: str, first_line: int, block: bytes, columns: Columns, run: str) -> list[_Checked]:
-    """In a worker: parse a block of JSONL lines, write its articles to the run file ``run`` in
-    time order, and say what the reading process needs to check the ids and report errors."""
+def _read_block(path: str, first_line: int, block: bytes | tuple[int, int], columns: Columns,
+                run: str) -> list[_Checked]:
+    """In a worker: parse a block of JSONL lines (given, or the bytes from ``block[0]`` to
+    ``block[1]`` of the file), write its articles to the run file ``run`` in time order, and say
+    what the reading process needs to check the ids and report errors."""
+    if isinstance(block, tuple):
+        start, end = block
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            block = fh.read(end - start)
+        if len(block) != end - start:
+            raise InputError(path, first_line, "the file was cut short while it was read",
+                             "Scan a dump once it is written in full")
     fast = _jsonl_block_polars(block, path, first_line, columns)
     return _checked_run(_jsonl_block_checked(block, path, first_line, columns) if fast is None else fast, run)
 
@@ -507,6 +521,33 @@ def _jsonl_blocks(path: str, report: ReadReport | None, skip_bad: bool) -> Itera
             line += block.count(b"\n")
     if tail:
         yield line, tail
+
+
+def _jsonl_spans(path: str) -> Iterator[tuple[int, tuple[int, int]]]:
+    """:func:`_jsonl_blocks` of an uncompressed file as (number of the first line, (start, end)
+    byte offsets): cut at line ends in place, without copying the blocks here."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            data = np.frombuffer(mm, dtype=np.uint8)
+            try:
+                # As _jsonl_blocks reads: a chunk at a time, each block up to its last line end.
+                line, start, read, step = 1, 0, 0, min(_FIRST_BLOCK_BYTES, _BLOCK_BYTES)
+                while read < size:
+                    read = min(read + step, size)
+                    step = min(step * 2, _BLOCK_BYTES)
+                    cut = mm.rfind(b"\n", start, read) + 1
+                    if cut == 0:  # no line ends yet: read on
+                        continue
+                    yield line, (start, cut)
+                    line += int(np.count_nonzero(data[start:cut] == 10))
+                    start = cut
+                if start < size:
+                    yield line, (start, size)
+            finally:
+                del data  # the map closes only once no array views it
 
 
 # A blank line, or one that starts with a space (one regex pass: `in` on bytes is several times slower).

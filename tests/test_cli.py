@@ -723,3 +723,35 @@ def test_workers_run_polars_on_one_thread_each(worker_pool_of_two: Executor) -> 
     pool as large as the machine (which oversubscribed the cores)."""
     sizes = [worker_pool_of_two.submit(pl.thread_pool_size) for _ in range(4)]
     assert [f.result() for f in sizes] == [1, 1, 1, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+       ends_with_newline=st.booleans(), first=st.integers(1, 16), block=st.integers(1, 64))
+def test_a_plain_jsonl_file_goes_to_the_workers_as_the_byte_ranges_of_the_blocks_read_here(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], ends_with_newline: bool, first: int,
+        block: int) -> None:
+    """The workers read uncompressed JSONL themselves, by byte range: the ranges cut the file
+    where reading it here cuts it, and number the lines alike."""
+    import dedup.dump
+    from dedup.dump import _jsonl_blocks, _jsonl_spans
+
+    data = b"\n".join(lines) + (b"\n" if ends_with_newline and lines else b"")
+    path = tmp_path_factory.mktemp("spans") / "dump.jsonl"
+    path.write_bytes(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup.dump, "_FIRST_BLOCK_BYTES", first)
+        patch.setattr(dedup.dump, "_BLOCK_BYTES", block)
+        spans = [(line, data[start:end]) for line, (start, end) in _jsonl_spans(str(path))]
+        assert spans == list(_jsonl_blocks(str(path), None, False))
+
+
+def test_a_worker_refuses_a_byte_range_the_file_no_longer_holds(tmp_path: Path) -> None:
+    from dedup.dump import _DEFAULT_COLUMNS, InputError, _read_block
+
+    path = write_jsonl(tmp_path / "dump.jsonl", [{"id": "a", "text": "نص أ"}, {"id": "b", "text": "نص ب"}])
+    size = path.stat().st_size
+    assert [entry[1] for entry in _read_block(str(path), 1, (0, size), _DEFAULT_COLUMNS, str(tmp_path / "r"))] == [
+        "a", "b"]
+    with pytest.raises(InputError, match=r"dump\.jsonl:1: the file was cut short"):
+        _read_block(str(path), 1, (0, size + 10), _DEFAULT_COLUMNS, str(tmp_path / "r2"))
