@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from dedup._errors import DedupError
-from dedup.detector import Detector, DetectorConfig, SketchAhead, default_workers, worker_pool
+from dedup.detector import RARE_COLLECTIONS, Detector, DetectorConfig, SketchAhead, default_workers, worker_pool
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +103,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
 
     # SIGTERM (a job scheduler stopping the run) unwinds like Ctrl-C: no partial output, no
     # temporary files left behind.
-    with _signals_unwind():
+    with _signals_unwind(), _rare_collections():
         # The workers start (and import the engine) while the dump is read.
         pool = worker_pool(workers) if workers > 1 and not match_only else None
         ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
@@ -159,6 +160,23 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
         largest = [(story, n) for story, n in sizes.most_common(3) if n > 1]
         if largest:
             click.echo("largest stories: " + ", ".join(f"{story} ({n})" for story, n in largest))
+
+
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Python's cycle collector rarely, while the block lasts (the thresholds are put back after).
+
+    A full collection looks through every live object, and one runs each time a quarter more
+    objects have outlived the younger generations: with a dump's rows in memory that made 15
+    full passes and 2 s of a 100k-article scan, on 15 s of work. Scanning makes few reference
+    cycles, so collecting rarely costs next to no memory.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(*RARE_COLLECTIONS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 @contextlib.contextmanager

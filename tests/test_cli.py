@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
+from unittest import mock
 
 import polars as pl
 import pytest
@@ -723,6 +724,25 @@ def test_workers_run_polars_on_one_thread_each(worker_pool_of_two: Executor) -> 
     pool as large as the machine (which oversubscribed the cores)."""
     sizes = [worker_pool_of_two.submit(pl.thread_pool_size) for _ in range(4)]
     assert [f.result() for f in sizes] == [1, 1, 1, 1]
+
+
+def test_workers_and_a_scan_collect_cycles_rarely_and_the_scan_puts_the_thresholds_back(
+        tmp_path: Path, worker_pool_of_two: Executor, stories: dict[str, str]) -> None:
+    """A full pass of the cycle collector looks at every live object: with a dump in memory that
+    cost a 100k-article scan 2 s. Workers and scans raise the thresholds; a scan run inside
+    another program leaves that program's own settings as they were."""
+    import gc
+
+    from dedup.detector import RARE_COLLECTIONS
+
+    assert worker_pool_of_two.submit(gc.get_threshold).result() == RARE_COLLECTIONS
+    during: list[tuple[int, ...]] = []
+    dump = write_jsonl(tmp_path / "in.jsonl", [{"id": k, "text": t} for k, t in stories.items()])
+    before = gc.get_threshold()
+    with mock.patch("dedup.dump.write_table", side_effect=lambda rows, *a, **k: during.append(gc.get_threshold())):
+        result = CliRunner().invoke(main, ["scan", str(dump), "-o", str(tmp_path / "out.jsonl"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert during == [RARE_COLLECTIONS] and gc.get_threshold() == before != RARE_COLLECTIONS
 
 
 @settings(max_examples=60, deadline=None)
