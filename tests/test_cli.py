@@ -775,3 +775,34 @@ def test_a_worker_refuses_a_byte_range_the_file_no_longer_holds(tmp_path: Path) 
         "a", "b"]
     with pytest.raises(InputError, match=r"dump\.jsonl:1: the file was cut short"):
         _read_block(str(path), 1, (0, size + 10), _DEFAULT_COLUMNS, str(tmp_path / "r2"))
+
+
+def test_cutting_a_plain_jsonl_file_into_blocks_holds_one_block_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main process only works out where the workers' blocks start and end: what it holds
+    while doing so stays about one block, however large the file (a memory map of the file made
+    the 1M-article scan's main process count all 4 GB of it)."""
+    import dedup.dump
+    from dedup.dump import _jsonl_spans
+
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("reads the resident memory from /proc (Linux)")
+
+    def resident_mib() -> float:
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    monkeypatch.setattr(dedup.dump, "_BLOCK_BYTES", 1 << 20)
+    monkeypatch.setattr(dedup.dump, "_FIRST_BLOCK_BYTES", 1 << 20)
+    row = json.dumps({"id": "x", "text": "نص " * 300}, ensure_ascii=False) + "\n"
+    path = tmp_path / "big.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range((48 << 20) // len(row.encode())):
+            fh.write(row)
+    before = resident_mib()
+    grown, ends = 0.0, []
+    for _, span in _jsonl_spans(str(path)):
+        grown = max(grown, resident_mib() - before)
+        ends.append(span[1])
+    assert ends[-1] == path.stat().st_size and grown < 16, f"{grown:.0f} MiB held while cutting a 48 MB file"
