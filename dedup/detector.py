@@ -40,7 +40,7 @@ from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, StoryGraph, canonical_policy
 from dedup.text.clean import clean
 from dedup.text.credits import AGENCY_KEYS, Credit, agency_of_outlet, detect_credits
-from dedup.text.shingles import HashArray, shingle_hashes, shingle_sets, word_hashes
+from dedup.text.shingles import HashArray, shingle_hashes, word_hashes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,11 +153,7 @@ def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches
     parents = [i for i, c in enumerate(cleaned) for _ in c.embedded]
     segments = [text for c in cleaned for text in c.embedded]
     words = [word_hashes(t, config.hash_seed) for t in [*(c.main for c in cleaned), *segments]]
-    shingles = shingle_sets(words, config.shingle_words)
-    signatures = _signer(config).sign_many(shingles)
-    bounds = np.zeros(len(shingles) + 1, dtype=np.int64)
-    np.cumsum([s.size for s in shingles], out=bounds[1:])
-    flat = np.concatenate(shingles) if shingles else np.empty(0, dtype=np.uint32)
+    flat, bounds, signatures = _signer(config).shingle_and_sign(words, config.shingle_words)
     digests = [_content_hash(*r[:5]) for r in rows]
     digests += [_content_hash(text, "", rows[i][2], rows[i][3], rows[i][4]) for i, text in zip(parents, segments,
                                                                                                  strict=True)]

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from dedup.text.shingles import HashArray
+from dedup.text.shingles import _POSITION_MULTIPLIERS, HashArray, shingle_sets
 
 Signature = npt.NDArray[np.uint32]
 
@@ -146,6 +146,31 @@ class Signer:
             mins = np.minimum.reduceat(permuted, starts, axis=1)
             rows = docs[starts]
             out[rows] = np.minimum(out[rows], mins.T)
+
+    def shingle_and_sign(self, word_hash_lists: list[npt.NDArray[np.uint64]], n: int
+                         ) -> tuple[HashArray, npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+        """The shingle sets of many texts, from their word hashes, end to end (text ``i``'s are
+        ``sets[bounds[i]:bounds[i + 1]]``), and their signatures: :func:`shingle_sets` then
+        :meth:`sign_many`. With the default scheme, in one compiled pass, text by text
+        (:func:`dedup.text.wordhash.shingles_and_signatures`).
+        """
+        if n > _POSITION_MULTIPLIERS.size:
+            raise ValueError(f"shingles of more than {_POSITION_MULTIPLIERS.size} words are not supported")
+        if self.config.scheme == "oph":
+            from dedup.text.wordhash import shingles_and_signatures
+
+            counts = np.fromiter((h.size for h in word_hash_lists), dtype=np.int64, count=len(word_hash_lists))
+            words = np.concatenate(word_hash_lists) if word_hash_lists else np.empty(0, dtype=np.uint64)
+            a, b = self._permutations
+            result: tuple[HashArray, npt.NDArray[np.int64], npt.NDArray[np.uint32]] = shingles_and_signatures(
+                words.astype(np.uint64, copy=False), counts, n, _POSITION_MULTIPLIERS, self.config.num_perm,
+                a[0, 0], b[0, 0], self.config.minhash_seed, _MAX_PROBES)
+            return result
+        shingles = shingle_sets(word_hash_lists, n)
+        bounds = np.zeros(len(shingles) + 1, dtype=np.int64)
+        np.cumsum([s.size for s in shingles], out=bounds[1:])
+        flat = np.concatenate(shingles) if shingles else np.empty(0, dtype=np.uint32)
+        return flat, bounds, self.sign_many(shingles)
 
     def sign(self, shingles: HashArray) -> Signature:
         row: Signature = self.sign_many([shingles])[0]

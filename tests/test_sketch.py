@@ -133,3 +133,28 @@ def test_batched_shingles_equal_one_text_at_a_time(lists: list[list[int]], n: in
         assert got.tolist() == one.tolist()
         expected_count = 0 if words.size == 0 else max(1, words.size - n + 1)
         assert 0 < got.size <= expected_count or got.size == expected_count == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(lists=st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=40), max_size=6),
+       repeats=st.integers(1, 3), n=st.integers(1, 8), num_perm=st.sampled_from([16, 128, 200]),
+       seed=st.integers(0, 2**31))
+def test_compiled_shingles_and_signatures_equal_numpy_bit_for_bit(lists: list[list[int]], repeats: int, n: int,
+                                                                 num_perm: int, seed: int) -> None:
+    """The workers' one compiled pass (word hashes to sorted sets and one permutation signatures,
+    densified) gives what the numpy steps give: repeated words make repeated shingles, short
+    texts leave bins empty for densification to fill."""
+    arrays = [np.tile(np.array(x, dtype=np.uint64), repeats) for x in lists]
+    signer = Signer(SketchConfig(num_perm=num_perm, minhash_seed=seed))
+    flat, bounds, signatures = signer.shingle_and_sign(arrays, n)
+    sets = shingle_sets(arrays, n)
+    assert [flat[bounds[i] : bounds[i + 1]].tolist() for i in range(len(arrays))] == [s.tolist() for s in sets]
+    assert flat.dtype == np.uint32 and signatures.dtype == np.uint32
+    assert np.array_equal(signatures, signer.sign_many(sets))
+    affine = Signer(SketchConfig(scheme="affine32", num_perm=num_perm, minhash_seed=seed))
+    assert np.array_equal(affine.shingle_and_sign(arrays, n)[2], affine.sign_many(sets))
+
+
+def test_shingles_of_more_words_than_the_mix_has_are_refused() -> None:
+    with pytest.raises(ValueError, match="more than 8 words"):
+        Signer(SketchConfig(shingle_words=9)).shingle_and_sign([np.arange(20, dtype=np.uint64)], 9)

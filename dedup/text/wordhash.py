@@ -36,6 +36,11 @@ def _compiled(signature: Any) -> Callable[[_F], _F]:
     return cast(Callable[[_F], _F], numba.njit(signature, cache=True, nogil=True))
 
 
+def _compiled_any(function: _F) -> _F:
+    # Compiled at the first call (from numba's cache after the first run ever).
+    return cast(_F, numba.njit(cache=True, nogil=True)(function))
+
+
 # xxh64's primes (https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md).
 _P1 = np.uint64(0x9E3779B185EBCA87)
 _P2 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -188,3 +193,93 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
         done = at
     pieces.append(out[done:count])
     return np.concatenate(pieces)
+
+
+@_inline
+def _fmix32(h: np.uint32) -> np.uint32:
+    h ^= h >> np.uint32(16)
+    h = np.uint32(h * np.uint32(0x85EBCA6B))
+    h ^= h >> np.uint32(13)
+    h = np.uint32(h * np.uint32(0xC2B2AE35))
+    return np.uint32(h ^ (h >> np.uint32(16)))
+
+
+@_compiled_any
+def shingles_and_signatures(words: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64], n: int,
+                            multipliers: npt.NDArray[np.uint64], k: int, a: np.uint32, b: np.uint32, seed: int,
+                            max_probes: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64],
+                                                      npt.NDArray[np.uint32]]:
+    """The sorted unique shingle hashes of each document (flat, with bounds) and its one
+    permutation signature with optimal densification, from its word hashes (``counts[d]`` of
+    ``words`` each, end to end): what :func:`dedup.text.shingles.shingle_sets` then
+    :meth:`dedup.sketch.Signer.sign_many` (scheme ``oph``) compute in numpy for a whole batch,
+    here document by document (a test holds the two together, bit for bit). ``multipliers``
+    has at least ``n`` entries."""
+    docs = counts.size
+    grams = np.empty(docs, dtype=np.int64)
+    total = 0
+    for d in range(docs):
+        grams[d] = counts[d] - min(counts[d], n) + 1 if counts[d] > 0 else 0
+        total += grams[d]
+    values = np.empty(total, dtype=np.uint32)
+    bounds = np.zeros(docs + 1, dtype=np.int64)
+    signatures = np.full((docs, k), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+    filled = np.zeros(k, dtype=np.bool_)
+    source = np.empty(k, dtype=np.uint32)
+    start = 0  # the document's first word
+    out = 0
+    for d in range(docs):
+        width = min(counts[d], n)
+        first = out
+        for g in range(grams[d]):
+            acc = np.uint64(0)
+            for p in range(width):
+                acc += words[start + g + p] * multipliers[p]
+            acc ^= np.uint64(width)
+            acc ^= acc >> np.uint64(33)
+            acc *= np.uint64(0xFF51AFD7ED558CCD)
+            acc ^= acc >> np.uint64(33)
+            acc *= np.uint64(0xC4CEB9FE1A85EC53)
+            acc ^= acc >> np.uint64(33)
+            values[out] = np.uint32(acc >> np.uint64(32))
+            out += 1
+        start += counts[d]
+        if out > first:  # sorted, each value once
+            values[first:out].sort()
+            kept = first + 1
+            for i in range(first + 1, out):
+                if values[i] != values[kept - 1]:
+                    values[kept] = values[i]
+                    kept += 1
+            out = kept
+        bounds[d + 1] = out
+        if out == first:
+            continue
+        row = signatures[d]
+        for i in range(first, out):
+            v = _fmix32(np.uint32(np.uint32(values[i] * a) + b))
+            slot = (np.uint64(v) * np.uint64(k)) >> np.uint64(32)
+            if v < row[slot]:
+                row[slot] = v
+        empty = 0
+        for j in range(k):
+            filled[j] = row[j] != np.uint32(0xFFFFFFFF)
+            source[j] = row[j]
+            empty += not filled[j]
+        if empty == 0:
+            continue
+        first_filled = 0
+        while not filled[first_filled]:
+            first_filled += 1
+        for j in range(k):
+            if filled[j]:
+                continue
+            row[j] = source[first_filled]  # past the probe budget (vanishingly rare)
+            for attempt in range(1, max_probes + 1):
+                step = np.uint32((attempt * 0x85EBCA77 + seed) & 0xFFFFFFFF)
+                probe = _fmix32(np.uint32(np.uint32(np.uint32(j) * np.uint32(0x9E3779B1)) + step))
+                src = (np.uint64(probe) * np.uint64(k)) >> np.uint64(32)
+                if filled[src]:
+                    row[j] = source[src]
+                    break
+    return values[:out], bounds, signatures
