@@ -117,7 +117,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             # the dump's sorted runs (the texts are not sent to them again).
             with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns,
                       on_read=ahead.submit if ahead is not None else None, pool=pool,
-                      on_place=ahead.place if ahead is not None else None) as dump, \
+                      on_place=ahead.place if ahead is not None else None, texts=bool(state) or match_only) as dump, \
                     Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
                 with _progress(len(dump), quiet) as progress:
                     if match_only:

@@ -29,11 +29,10 @@ from typing import IO, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 
 from dedup._errors import DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story
-from dedup._runs import Place, articles_at
+from dedup._runs import Place, articles_at, content_digest
 from dedup.match import BandIndex, MatchConfig, SharedTextCounter, check_banding, overlap, overlap_many
 from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
@@ -148,13 +147,15 @@ class _PackedSketches:
         ]
 
 
-def _sketch_fields(rows: list[_Fields], config: SketchConfig) -> _PackedSketches:
+def _sketch_fields(rows: list[_Fields], config: SketchConfig, digests: list[str] | None = None) -> _PackedSketches:
+    """Sketch these articles (see :func:`sketch_many`); ``digests`` are their content digests
+    when known already."""
     cleaned = [clean(r[0], r[1]) for r in rows]
     parents = [i for i, c in enumerate(cleaned) for _ in c.embedded]
     segments = [text for c in cleaned for text in c.embedded]
     words = [word_hashes(t, config.hash_seed) for t in [*(c.main for c in cleaned), *segments]]
     flat, bounds, signatures = _signer(config).shingle_and_sign(words, config.shingle_words)
-    digests = [_content_hash(*r[:5]) for r in rows]
+    digests = list(digests) if digests is not None else [_content_hash(*r[:5]) for r in rows]
     digests += [_content_hash(text, "", rows[i][2], rows[i][3], rows[i][4]) for i, text in zip(parents, segments,
                                                                                                  strict=True)]
     credits = [detect_credits(c.with_sources, r[5]) for c, r in zip(cleaned, rows, strict=True)]
@@ -264,7 +265,8 @@ class SketchAhead:
 
 def _sketch_places(places: list[Place], config: SketchConfig) -> _PackedSketches:
     """In a worker: sketch the articles read at these places of run files."""
-    return _sketch_fields([_fields(a) for a in articles_at(places)], config)
+    found = articles_at(places)
+    return _sketch_fields([_fields(a) for a, _ in found], config, [digest for _, digest in found])
 
 
 def _relay(to: Future[_PackedSketches], done: Future[_PackedSketches]) -> None:
@@ -357,12 +359,8 @@ def content_hash(article: Article) -> str:
     return _content_hash(article.text, article.title, article.url, article.outlet, article.published)
 
 
-def _content_hash(*parts: str) -> str:
-    h = xxhash.xxh3_128()
-    for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
+def _content_hash(text: str, title: str, url: str, outlet: str, published: str) -> str:
+    return content_digest(text.encode("utf-8", "surrogatepass"), title, url, outlet, published)
 
 
 class _Archive:

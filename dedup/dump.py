@@ -23,11 +23,10 @@ from typing import IO, Any, cast
 
 import numpy as np
 import polars as pl
-import xxhash
 
 from dedup._errors import InputError
 from dedup._model import Article, Story
-from dedup._runs import Place, read_run, time_order_key, write_run
+from dedup._runs import Place, content_digest, read_run, time_order_key, write_run
 
 _OPTIONAL = ("title", "url", "outlet", "published", "byline", "fetched_at")
 
@@ -128,13 +127,15 @@ class Dump:
     than it saves.
     Articles read from runs (a large dump) are handed to ``on_place`` with their place in the
     run just before they are iterated: a worker can read them back from there
-    (:func:`dedup._runs.articles_at`) instead of being sent their texts.
+    (:func:`dedup._runs.articles_at`) instead of being sent their texts. With ``texts=False``
+    (and ``on_place``) the articles of runs the workers wrote come with empty texts: the
+    caller reads them from the places.
     """
 
     def __init__(self, paths: list[Path], report: ReadReport, skip_bad: bool = False,
                  columns: Columns | None = None, run_rows: int | None = None,
                  on_read: Callable[[list[Article]], None] | None = None, pool: Executor | None = None,
-                 on_place: Callable[[Article, Place], None] | None = None) -> None:
+                 on_place: Callable[[Article, Place], None] | None = None, texts: bool = True) -> None:
         self._paths = paths
         self._report = report
         self._skip_bad = skip_bad
@@ -148,6 +149,8 @@ class Dump:
         self._on_read = on_read
         self._pool = pool if pool is not None and _text_bytes(paths) >= WORKER_READ_BYTES else None
         self._on_place = on_place
+        self._texts = texts or on_place is None
+        self._read_there: set[Path] = set()  # the runs the workers wrote
 
     def __enter__(self) -> Dump:
         try:
@@ -232,6 +235,7 @@ class Dump:
                     break
                 run = self._run_path()
                 self._runs.append(run)
+                self._read_there.add(run)
                 if jsonl:
                     task = pool.submit(_read_block, path, first, block, self._columns, str(run))
                 else:
@@ -279,7 +283,10 @@ class Dump:
         if not self._runs:
             return iter(self._memory)
         empty: frozenset[int] = frozenset()
-        merged = heapq.merge(*(read_run(p, self._dropped.get(p, empty)) for p in self._runs), key=_time_order_first)
+        # Articles of the runs the workers wrote come without their texts when the caller reads
+        # those from the places: decoding every text here would be work for nothing.
+        merged = heapq.merge(*(read_run(p, self._dropped.get(p, empty), texts=self._texts or p not in self._read_there)
+                               for p in self._runs), key=_time_order_first)
         return self._placed(merged)
 
     def _placed(self, merged: Iterator[tuple[Article, Place]]) -> Iterator[Article]:
@@ -341,13 +348,17 @@ def _checked_run(rows: Iterable[_Row], run: str) -> list[_Checked]:
     """Write the articles among ``rows`` to the run file ``run``; what each row was, for the checks."""
     checked: list[_Checked] = []
     numbered: list[tuple[int, Article]] = []
+    articles_at: list[int] = []  # where the articles are among the checked rows
     for number, parsed in rows:
         if isinstance(parsed, InputError):
             checked.append((number, parsed))
         elif parsed is not None:
-            checked.append((number, parsed.id, _fingerprint(parsed)))
+            articles_at.append(len(checked))
+            checked.append((number, parsed.id, 0))
             numbered.append((number, parsed))
-    write_run(Path(run), numbered)
+    # The fingerprints come from the digests the run keeps: each text is encoded and hashed once.
+    for at, (number, article), digest in zip(articles_at, numbered, write_run(Path(run), numbered), strict=True):
+        checked[at] = (number, article.id, _fingerprint_of(digest))
     return checked
 
 
@@ -357,8 +368,12 @@ def _time_order_first(item: tuple[Article, Place]) -> tuple[bool, str, str]:
 
 def _fingerprint(a: Article) -> int:
     """What tells apart two rows with one id (the same in every process, unlike ``hash``)."""
-    return xxhash.xxh3_64_intdigest("\x00".join((a.text, a.title, a.url, a.outlet, a.published))
-                                    .encode("utf-8", "surrogatepass"))
+    return _fingerprint_of(content_digest(a.text.encode("utf-8", "surrogatepass"), a.title, a.url, a.outlet,
+                                          a.published))
+
+
+def _fingerprint_of(digest: str) -> int:
+    return int(digest[:16], 16)
 
 
 def read_many(paths: list[Path], report: ReadReport, skip_bad: bool = False,

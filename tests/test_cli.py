@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from dedup import Article, Detector
 from dedup.cli import main
+from dedup.detector import content_hash
 from dedup.dump import Columns, ReadReport, time_order_key
 
 
@@ -542,7 +543,10 @@ def read_placed(path: Path, pool: Executor | None) -> tuple[list[Article], ReadR
               on_place=lambda article, place: places.append(place)) as dump:
         assert dump._pool is pool  # the workers read when given
         articles = list(dump)
-        assert len(places) == len(articles) and articles_at(places) == articles
+        found = articles_at(places)
+        assert len(places) == len(articles) and [a for a, _ in found] == articles
+        # The runs keep each article's content digest, as the detector computes it.
+        assert [digest for _, digest in found] == [content_hash(a) for a in articles]
         return articles, report, len(dump._runs)
 
 
@@ -690,7 +694,7 @@ def test_a_worker_refuses_a_run_place_that_holds_another_article(tmp_path: Path)
     run = tmp_path / "run.pickle"
     write_run(run, [(1, Article(id="a", text="نص أ")), (2, Article(id="b", text="نص ب"))])
     placed = list(read_run(run, frozenset()))
-    assert articles_at([place for _, place in placed]) == [a for a, _ in placed]
+    assert [a for a, _ in articles_at([place for _, place in placed])] == [a for a, _ in placed]
     name, offset, at, _ = placed[0][1]
     with pytest.raises(RuntimeError, match="changed while it was read"):
         articles_at([(name, offset, at, "b")])
@@ -806,3 +810,26 @@ def test_cutting_a_plain_jsonl_file_into_blocks_holds_one_block_in_memory(
         grown = max(grown, resident_mib() - before)
         ends.append(span[1])
     assert ends[-1] == path.stat().st_size and grown < 16, f"{grown:.0f} MiB held while cutting a 48 MB file"
+
+
+def test_a_scan_without_state_reads_the_texts_of_worker_runs_only_in_the_workers(
+        tmp_path: Path, readers: Executor, stories: dict[str, str]) -> None:
+    """The main process merges the runs the workers wrote without decoding their texts (the
+    workers read them from the places); runs it wrote itself, and every run when asked, keep them."""
+    from dedup._runs import Place, articles_at
+    from dedup.dump import Dump
+
+    rows = [{"id": f"{k}{i}", "text": t, "published": f"2016-01-0{1 + i % 9}"} for i in range(12) for k, t in
+            stories.items()]
+    path = write_jsonl(tmp_path / "dump.jsonl", rows)
+    for texts in (False, True):
+        places: list[Place] = []
+        with Dump([path], ReadReport(), run_rows=8, pool=readers, texts=texts,
+                  on_place=lambda article, place, into=places: into.append(place)) as dump:
+            articles = list(dump)
+            full = [a for a, _ in articles_at(places)]
+        assert all(a.text == "" for a in articles) != texts
+        assert [a.id for a in full] == [a.id for a in articles] and all(a.text for a in full)
+        assert {a.id: a.text for a in full} == {r["id"]: r["text"] for r in rows}
+    with Dump([path], ReadReport(), run_rows=8, texts=False, on_place=lambda article, place: None) as dump:
+        assert dump._pool is None and all(a.text for a in dump)  # runs written here keep their texts
