@@ -13,7 +13,7 @@ readers.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,12 +43,15 @@ def content_digest(text: bytes, title: str, url: str, outlet: str, published: st
     return h.hexdigest()
 
 
-def write_run(path: Path, numbered: list[tuple[int, Article]]) -> list[str]:
+def write_run(path: Path, numbered: list[tuple[int, Article]], encoded: Mapping[int, bytes] | None = None
+              ) -> list[str]:
     """Articles (with the number of their line) to a run file, in :func:`time_order_key` order;
-    their content digests, in the order given."""
+    their content digests, in the order given. ``encoded`` holds the texts of articles given
+    without them, in UTF-8, by number."""
     rows = []
     for n, a in numbered:
-        text = a.text.encode("utf-8", "surrogatepass")
+        given = encoded.get(n) if encoded is not None else None
+        text = a.text.encode("utf-8", "surrogatepass") if given is None else given
         rows.append((n, a.id, text, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at,
                      a.outlet_is_agency, content_digest(text, a.title, a.url, a.outlet, a.published)))
     digests = [row[-1] for row in rows]

@@ -333,8 +333,10 @@ def _read_block(path: str, first_line: int, block: bytes | tuple[int, int], colu
         if len(block) != end - start:
             raise InputError(path, first_line, "the file was cut short while it was read",
                              "Scan a dump once it is written in full")
-    fast = _jsonl_block_polars(block, path, first_line, columns)
-    return _checked_run(_jsonl_block_checked(block, path, first_line, columns) if fast is None else fast, run)
+    encoded: dict[int, bytes] = {}  # the texts of the articles read by polars, left in UTF-8 for the run
+    fast = _jsonl_block_polars(block, path, first_line, columns, encoded)
+    return _checked_run(_jsonl_block_checked(block, path, first_line, columns) if fast is None else fast, run,
+                        encoded)
 
 
 def _read_table_block(path: str, first: int, frame: pl.DataFrame, columns: Columns, unit: str,
@@ -344,8 +346,9 @@ def _read_table_block(path: str, first: int, frame: pl.DataFrame, columns: Colum
     return _checked_run(_frame_rows(frame, path, first, unit, columns), run)
 
 
-def _checked_run(rows: Iterable[_Row], run: str) -> list[_Checked]:
-    """Write the articles among ``rows`` to the run file ``run``; what each row was, for the checks."""
+def _checked_run(rows: Iterable[_Row], run: str, encoded: Mapping[int, bytes] | None = None) -> list[_Checked]:
+    """Write the articles among ``rows`` to the run file ``run`` (``encoded``: see
+    :func:`dedup._runs.write_run`); what each row was, for the checks."""
     checked: list[_Checked] = []
     numbered: list[tuple[int, Article]] = []
     articles_at: list[int] = []  # where the articles are among the checked rows
@@ -357,7 +360,8 @@ def _checked_run(rows: Iterable[_Row], run: str) -> list[_Checked]:
             checked.append((number, parsed.id, 0))
             numbered.append((number, parsed))
     # The fingerprints come from the digests the run keeps: each text is encoded and hashed once.
-    for at, (number, article), digest in zip(articles_at, numbered, write_run(Path(run), numbered), strict=True):
+    for at, (number, article), digest in zip(articles_at, numbered, write_run(Path(run), numbered, encoded),
+                                             strict=True):
         checked[at] = (number, article.id, _fingerprint_of(digest))
     return checked
 
@@ -565,8 +569,12 @@ def _jsonl_spans(path: str) -> Iterator[tuple[int, tuple[int, int]]]:
 _BLANK_OR_INDENTED = re.compile(rb"\n(?:\n|\r\n| )")
 
 
-def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Columns) -> list[_Row] | None:
-    """The rows of a clean block of JSONL lines read by polars, or None for the checking way."""
+def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Columns,
+                        encoded: dict[int, bytes] | None = None) -> list[_Row] | None:
+    """The rows of a clean block of JSONL lines read by polars, or None for the checking way.
+
+    With ``encoded`` the articles come without their texts, which go there in UTF-8 by line
+    number (for a run file, which keeps them so: decoding them here would be work for nothing)."""
     if not data or data[:1].isspace() or _BLANK_OR_INDENTED.search(data):
         return None
     if _non_string_value(data, columns):
@@ -590,11 +598,15 @@ def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Column
         [pl.col(c).cast(pl.String) for c in wanted if c != columns.outlet_is_agency]
     )
     names = {getattr(columns, f): f for f in _FIELDS}
-    values = {names[c]: frame[c].to_list() for c in wanted}
+    values = {names[c]: (frame[c].cast(pl.Binary) if encoded is not None and names[c] == "text" else frame[c]).to_list()
+              for c in wanted}
     del frame
     empty = [None] * lines
     agency = values.pop("outlet_is_agency", empty)
     ids, texts = values.pop("id"), values.pop("text", empty)
+    if encoded is not None:
+        encoded.update((first_line + i, text) for i, text in enumerate(texts) if text)
+        texts = empty
     optional = [values.get(k, empty) for k in _OPTIONAL]
     rows: list[_Row] = []
     # The schema was checked above: every value is a string (or null), so Articles are built
