@@ -1227,9 +1227,13 @@ class Detector:
         ``story_id`` as first decided (the current story is the second item). Cheap for
         millions of articles; :meth:`record` has the whole of one."""
         rows = self._rows
+        canonical: dict[int, str] = {}  # by story: its members follow one another closely
         for seq, row in enumerate(rows):
             story = self._graph.story(seq)
-            yield row, rows[story].id, self._canonical_of(story)[0]
+            chosen = canonical.get(story)
+            if chosen is None:
+                chosen = canonical[story] = self._canonical_of(story)[0]
+            yield row, rows[story].id, chosen
 
     def assignments(self) -> Iterator[tuple[str, str, str]]:
         """(article id, story id, canonical id) for every article, in the order they were added."""
