@@ -377,7 +377,8 @@ class _Archive:
         self._store = store
         self._file: IO[bytes] | None = None
         self._end = 0
-        self._flushed = 0  # bytes written through to the file (pread sees only those)
+        self._flushed = 0  # bytes written to the file (pread sees only those)
+        self._pending = bytearray()  # the rest, written a megabyte at a time (not a write a piece)
         self._starts = array.array("q")  # shingle sets: where, how many
         self._sizes = array.array("l")
         self._detail_starts = array.array("q")  # display fields: where, how many bytes
@@ -388,19 +389,29 @@ class _Archive:
         return len(self._sizes)
 
     def _append(self, data: bytes) -> int:
-        if self._file is None:
-            # Open as long as the detector; close() closes it (and the system deletes it).
-            self._file = tempfile.TemporaryFile(prefix="dedup-archive-")  # noqa: SIM115
-        self._file.write(data)
+        self._pending += data
         start, self._end = self._end, self._end + len(data)
+        if len(self._pending) >= 1 << 20:
+            self._flush()
         return start
 
+    def _flush(self) -> None:
+        if self._file is None:
+            # Open as long as the detector; close() closes it (and the system deletes it).
+            self._file = tempfile.TemporaryFile(prefix="dedup-archive-", buffering=0)  # noqa: SIM115
+        written = 0
+        with memoryview(self._pending) as pending:
+            while written < len(pending):  # an unbuffered write may take only part
+                written += self._file.write(pending[written:]) or 0
+        self._pending.clear()
+        self._flushed = self._end
+
     def _read(self, start: int, size: int) -> bytes:
-        if self._file is None or size == 0:
+        if size == 0:
             return b""
-        if start + size > self._flushed:  # still in the write buffer
-            self._file.flush()
-            self._flushed = self._end
+        if start + size > self._flushed:  # still waiting to be written
+            self._flush()
+        assert self._file is not None
         return os.pread(self._file.fileno(), size, start)
 
     def put(self, seq: int, shingles: HashArray) -> None:
