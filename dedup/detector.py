@@ -445,6 +445,7 @@ class _Archive:
         return details
 
     def close(self) -> None:
+        self._pending.clear()
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -1,5 +1,6 @@
-"""The word hashes of a text, compiled: normalize, cut into words and hash each with xxh64 in one
-pass over the text's code points, without a Python object per word.
+"""The compiled text pipeline: the word hashes of a text (normalize, cut into words and hash each
+with xxh64 in one pass over the text's code points, without a Python object per word), and
+from them the shingle sets and signatures of many texts (:func:`shingles_and_signatures`).
 
 It computes exactly what ``[xxh64(w.encode("utf-8"), seed) for w in normalized_words(text)]``
 does (a property test holds the two together): white space cuts tokens; inside a token each
@@ -36,9 +37,6 @@ def _compiled(signature: Any) -> Callable[[_F], _F]:
     return cast(Callable[[_F], _F], numba.njit(signature, cache=True, nogil=True))
 
 
-def _compiled_any(function: _F) -> _F:
-    # Compiled at the first call (from numba's cache after the first run ever).
-    return cast(_F, numba.njit(cache=True, nogil=True)(function))
 
 
 # xxh64's primes (https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md).
@@ -204,7 +202,12 @@ def _fmix32(h: np.uint32) -> np.uint32:
     return np.uint32(h ^ (h >> np.uint32(16)))
 
 
-@_compiled_any
+_SHINGLES_AND_SIGNATURES = _types.Tuple((numba.uint32[::1], numba.int64[::1], numba.uint32[:, ::1]))(
+    numba.uint64[::1], numba.int64[::1], numba.int64, numba.uint64[::1], numba.int64, numba.uint32, numba.uint32,
+    numba.int64, numba.int64)
+
+
+@_compiled(_SHINGLES_AND_SIGNATURES)
 def shingles_and_signatures(words: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64], n: int,
                             multipliers: npt.NDArray[np.uint64], k: int, a: np.uint32, b: np.uint32, seed: int,
                             max_probes: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64],
