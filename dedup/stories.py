@@ -78,12 +78,14 @@ class StoryGraph:
         if node != len(self._links):
             raise ValueError(f"nodes are added in order: expected {len(self._links)}, got {node}")
         linked = {int(x) for x in links}
-        if any(not 0 <= x < node for x in linked):
+        if linked and (min(linked) < 0 or max(linked) >= node):
             raise ValueError(f"node {node} can only link to earlier nodes, got {sorted(linked)}")
         weight = weights or {}
         self._links.append(_NONE)
         self._story.append(node)
         self._members[node] = [node]
+        if not linked and not leaf:  # a story of its own, and no leaf matches the new node yet
+            return Update({node: node}, [node])
         if leaf:
             # Links between two leaves say nothing: each matches the articles themselves.
             best = min(((float(weight.get(x, 0.0)), x) for x in linked if x not in self._leaf),
@@ -114,8 +116,10 @@ class StoryGraph:
             bisect.insort(self._members[joined], node)
             del self._members[node]
             self._story[node] = joined
-            update = Update({node: joined}, [joined])
             leaves = linked - structural  # no other story changed: only leaves matching the node move
+            if not leaves:
+                return Update({node: joined}, [joined])
+            update = Update({node: joined}, [joined])
         else:
             update, leaves_in_region = (self._recompute(self._region(node, structural)) if structural
                                         else (Update({node: node}, [node]), []))
@@ -141,8 +145,8 @@ class StoryGraph:
         for x in linked:
             if self._story[x] != story or x in self._compilation or x in self._leaf:
                 return None
-            others = self._links[x] - {node}
-            if others and linked.isdisjoint(others):
+            around = self._links[x]  # the node is among them already, and not among ``linked``
+            if len(around) > 1 and linked.isdisjoint(around):
                 return None
         if len(linked) > 1 and self._splits(node):
             return None
@@ -175,8 +179,8 @@ class StoryGraph:
         todo = [start]
         while todo:
             x = todo.pop()
-            for y in self._links[x]:
-                if y in around and y not in seen:
+            for y in self._links[x] & around:  # (a set intersection walks the smaller of the two)
+                if y not in seen:
                     seen.add(y)
                     todo.append(y)
         return len(seen) < len(around)
