@@ -704,7 +704,10 @@ class Detector:
         stream = iter(articles)
         # A small first chunk gets this process adding while the workers do the rest.
         head = list(itertools.islice(stream, min(chunk_size, 250)))
-        if (workers <= 1 and pool is None) or len(head) < min(chunk_size, 250):
+        # A few articles are sketched here, unless sketches were started ahead: those come from
+        # the workers whatever the count (and an article read back from a dump's run may come
+        # without its text, which only its place holds).
+        if ahead is None and ((workers <= 1 and pool is None) or len(head) < min(chunk_size, 250)):
             self._check_open()
 
             def in_chunks() -> list[Decision]:
@@ -728,8 +731,10 @@ class Detector:
 
             def add_next() -> None:
                 chunk, sketched = pending.popleft()
-                self._refuse_changed_ids(chunk)
                 sketches = sketched()
+                # With the digests the workers computed: an article read back from a dump's run
+                # may come here without its text (see dedup.dump.Dump's ``texts``).
+                self._refuse_changed_ids(chunk, [k.digest for k in sketches])
                 done = self._add_batch([Prepared(a, k) for a, k in zip(chunk, sketches, strict=True)], keep)
                 if keep:
                     decisions.extend(done)

@@ -833,3 +833,35 @@ def test_a_scan_without_state_reads_the_texts_of_worker_runs_only_in_the_workers
         assert {a.id: a.text for a in full} == {r["id"]: r["text"] for r in rows}
     with Dump([path], ReadReport(), run_rows=8, texts=False, on_place=lambda article, place: None) as dump:
         assert dump._pool is None and all(a.text for a in dump)  # runs written here keep their texts
+
+
+def test_articles_whose_texts_stayed_in_the_runs_are_sketched_and_checked_from_the_runs(
+        tmp_path: Path, readers: Executor, stories: dict[str, str]) -> None:
+    """Articles merged from the workers' runs come without their texts: however few they are,
+    the workers sketch them from the runs (not this process from an empty text), and an id the
+    detector holds already is compared by the digest the worker computed."""
+    from dedup import DuplicateIdError
+    from dedup.detector import SketchAhead, SketchConfig
+    from dedup.dump import Dump
+
+    rows = [{"id": k, "text": t, "published": "2016-01-02"} for k, t in stories.items()]
+    same = write_jsonl(tmp_path / "same.jsonl", rows)
+    changed = write_jsonl(tmp_path / "changed.jsonl", [dict(rows[0], text=rows[0]["text"] + " تعديل")])
+    for path, refused in ((same, False), (changed, True)):
+        with Detector.in_memory(keep_texts=False) as detector:
+            detector.add(Article(id=rows[0]["id"], text=rows[0]["text"], published="2016-01-02"))
+            ahead = SketchAhead(readers, SketchConfig())
+            try:
+                with Dump([path], ReadReport(), run_rows=2, pool=readers, texts=False,
+                          on_place=ahead.place) as dump:
+                    articles = list(dump)
+                    assert articles and all(a.text == "" for a in articles)
+                    if refused:
+                        with pytest.raises(DuplicateIdError):
+                            detector.add_all(articles, ahead=ahead)
+                    else:
+                        detector.add_all(articles, ahead=ahead)
+                        assert len(detector) == len(rows)
+                        assert all(detector.record(r["id"]).shingles.size for r in rows)
+            finally:
+                ahead.close()

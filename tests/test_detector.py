@@ -509,21 +509,32 @@ def test_a_later_copy_finds_an_appended_article_only_near_its_page(stories: dict
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3)), max_size=60))
-def test_live_shingle_sets_read_back_what_was_appended_across_moves(steps: list[tuple[int, int]]) -> None:
+@given(st.lists(st.tuples(st.lists(st.integers(0, 40), min_size=1, max_size=5), st.booleans(), st.integers(0, 3)),
+                max_size=40))
+def test_live_shingle_sets_read_back_what_was_appended_across_moves(
+        steps: list[tuple[list[int], bool, int]]) -> None:
+    """Sets appended one at a time or a batch at a time (as the compiled matcher keeps them) are
+    read back as they were, while the array moves and its index of ends grows."""
     import numpy as np
 
     from dedup.detector import _LiveShingles
 
     with mock.patch.object(_LiveShingles, "_MIN", 4):  # tiny, so the array moves often
         live = _LiveShingles()
+        live._ends = np.empty(1, dtype=np.int64)  # and its index of ends grows often
         kept: list[np.ndarray] = []
         handed_out: list[tuple[np.ndarray, np.ndarray]] = []
-        for size, releasing in steps:
-            values = np.arange(len(kept) * 100, len(kept) * 100 + size, dtype=np.uint32)
-            live.append(values)
-            kept.append(values)
-            handed_out.append((live.get(len(kept) - 1), values))
+        for sizes, batched, releasing in steps:
+            batch = [np.arange((len(kept) + i) * 100, (len(kept) + i) * 100 + size, dtype=np.uint32)
+                     for i, size in enumerate(sizes)]
+            if batched:
+                live.extend(batch)
+            else:
+                for values in batch:
+                    live.append(values)
+            for values in batch:
+                kept.append(values)
+                handed_out.append((live.get(len(kept) - 1), values))
             live.release(min(live.first + releasing, len(kept)))
             for seq in range(live.first, len(kept)):
                 assert live.get(seq).tolist() == kept[seq].tolist()
