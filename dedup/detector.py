@@ -421,6 +421,21 @@ class _Archive:
         in_file = self._store is None and shingles.size
         self._starts.append(self._append(shingles.astype("<u4").tobytes()) if in_file else 0)
 
+    def put_range(self, first: int, sets: HashArray, ends: npt.NDArray[np.int64]) -> None:
+        """:meth:`put` the sets of the articles numbered ``first`` on, end to end in ``sets``
+        (article ``first + i``'s ends at ``ends[i]``, counted from the start of ``sets``): one
+        write for them all."""
+        if first != len(self._sizes):
+            raise AssertionError(f"article {first} archived out of order (expected {len(self._sizes)})")
+        sizes = np.diff(ends, prepend=0)
+        self._sizes.extend(sizes.tolist())
+        if self._store is not None:
+            self._starts.extend(itertools.repeat(0, sizes.size))
+            return
+        start = self._append(sets.astype("<u4", copy=False).tobytes())
+        # An empty set has no place (as put gives it): 0.
+        self._starts.extend(np.where(sizes > 0, start + 4 * (ends - sizes), 0).tolist())  # in bytes
+
     def get(self, seq: int) -> HashArray:
         if self._store is not None:
             return self._store.shingles(seq)
@@ -880,8 +895,11 @@ class Detector:
         if missing >= 0:
             raise AssertionError(f"article {missing}'s archived shingles were not read for verification")
         # Off to the archive, in number order: the sets that left the template window.
-        for seq in range(self._counted_from, counted_from):
-            self._archive.put(seq, live.get(seq))
+        if counted_from > self._counted_from:
+            start = live.ends[self._counted_from - 1] if self._counted_from else 0
+            ends = live.ends[self._counted_from : counted_from]
+            self._archive.put_range(self._counted_from, live.sets[start - live.base : ends[-1] - live.base],
+                                    ends - start)
         self._counted_from, self._newest_day = counted_from, newest_day
         live.release(counted_from)
         links = list(map(_Link._make, zip(seqs.tolist(), containment.tolist(), jaccard.tolist(), strict=True)))
@@ -1317,11 +1335,21 @@ def _day_of(published: str, fetched_at: str = "") -> float:
     for value in (published, fetched_at):
         text = value.strip()
         if len(text) >= 10:
-            try:
-                return float(datetime.date.fromisoformat(text[:10]).toordinal())
-            except ValueError:
-                continue
+            day = _DAYS.get(text[:10])
+            if day is None:
+                try:
+                    day = float(datetime.date.fromisoformat(text[:10]).toordinal())
+                except ValueError:
+                    day = math.nan
+                if len(_DAYS) >= 100_000:  # dates are few; other text may not be
+                    _DAYS.clear()
+                _DAYS[text[:10]] = day
+            if not math.isnan(day):
+                return day
     return math.nan
+
+
+_DAYS: dict[str, float] = {}  # _day_of's days by the first ten characters (NaN: not a date)
 
 
 def _day(article: Article) -> float:
