@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
+
+_T = TypeVar("_T")
+
+
+def positional(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of a frozen, slotted dataclass taking every field in order, for values
+    that are known to be right (hot paths that build one object an article). It sets the slots
+    directly: a frozen class's own ``__init__`` sets each field through ``object.__setattr__``,
+    two to three times slower. No defaults are filled in and ``__post_init__`` does not run.
+
+    >>> positional(Article)("a1", "نص", "", "", "", "", "", "", False) == Article(id="a1", text="نص")
+    True
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    lines = [f"def build({', '.join(names)}):", "    _obj = _new(_cls)",
+             *(f"    _set_{name}(_obj, {name})" for name in names), "    return _obj"]
+    exec("\n".join(lines), scope)  # the code is built from the class's own field names
+    build: Callable[..., _T] = scope["build"]
+    return build
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

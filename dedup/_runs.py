@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import xxhash
 
-from dedup._model import Article
+from dedup._model import Article, positional
 
 RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
 
@@ -108,5 +108,8 @@ def articles_at(places: list[Place]) -> list[tuple[Article, str]]:
 
 def _article(row: tuple[Any, ...], text: bool = True) -> Article:
     _, article_id, raw, title, url, outlet, published, byline, fetched_at, agency, _ = row
-    return Article(id=article_id, text=raw.decode("utf-8", "surrogatepass") if text else "", title=title, url=url,
-                   outlet=outlet, published=published, byline=byline, fetched_at=fetched_at, outlet_is_agency=agency)
+    return _new_article(article_id, raw.decode("utf-8", "surrogatepass") if text else "", title, url, outlet, published,
+                        byline, fetched_at, agency)
+
+
+_new_article = positional(Article)  # a run holds articles that were checked when they were read

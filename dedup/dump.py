@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from dedup._errors import InputError
-from dedup._model import Article, Story
+from dedup._model import Article, Story, positional
 from dedup._runs import Place, content_digest, read_run, time_order_key, write_run
 
 _OPTIONAL = ("title", "url", "outlet", "published", "byline", "fetched_at")
@@ -617,10 +617,13 @@ def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Column
             rows.append((number, InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'")))
             continue
         title, url, outlet, published, byline, fetched_at = (o[i] or "" for o in optional)
-        rows.append((number, Article(id=article_id, text=text or "", title=title, url=url, outlet=outlet,
-                                     published=published, byline=byline, fetched_at=fetched_at,
-                                     outlet_is_agency=bool(agency[i]))))
+        rows.append((number, _new_article(id=article_id, text=text or "", title=title, url=url, outlet=outlet,
+                                          published=published, byline=byline, fetched_at=fetched_at,
+                                          outlet_is_agency=bool(agency[i]))))
     return rows
+
+
+_new_article = positional(Article)  # for rows whose values were checked (see _jsonl_block_polars)
 
 
 def _non_string_value(data: bytes, columns: Columns) -> bool:
