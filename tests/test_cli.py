@@ -272,6 +272,30 @@ def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: d
     assert list(scratch.iterdir()) == []  # no temporary file left
 
 
+def test_the_command_ends_at_once_with_everything_written_and_nothing_left_behind(tmp_path: Path,
+                                                                                  stories: dict[str, str]) -> None:
+    # The command ends its process without freeing its objects (dedup.cli._exit_now): what it
+    # wrote must be whole, its summary printed, its workers and temporary files gone, nothing warned.
+    import os
+    import subprocess
+    import sys
+
+    src = write_jsonl(tmp_path / "in.jsonl", corpus(stories))
+    out, stories_out, scratch = tmp_path / "items.jsonl", tmp_path / "stories.parquet", tmp_path / "scratch"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-m", "dedup.cli", "scan", str(src), "-o", str(out), "--clusters",
+                           str(stories_out), "-j", "2"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert f"{len(corpus(stories))} items" in done.stdout
+    items = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(items) == len(corpus(stories))
+    assert pl.read_parquet(stories_out)["size"].sum() == len(items)
+    assert list(scratch.iterdir()) == []
+    assert {p.name for p in tmp_path.iterdir()} == {"in.jsonl", "items.jsonl", "stories.parquet", "scratch"}
+
+
 @pytest.mark.parametrize(("signame", "raised"), [("SIGTERM", SystemExit), ("SIGINT", KeyboardInterrupt)])
 def test_a_signal_landing_in_numba_code_is_sent_again_once_out_of_it(signame: str, raised: type) -> None:
     # Raised inside numba (compiling a kernel, or a kernel calling back into Python), the
