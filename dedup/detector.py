@@ -67,6 +67,11 @@ class _Link(NamedTuple):  # (a tuple: built for every verified candidate, severa
     similarity: float
 
 
+def _closeness(link: _Link) -> tuple[float, float, int]:
+    """Closest first: the most contained, then the most similar, then the earliest."""
+    return (-link.containment, -link.similarity, link.seq)
+
+
 @dataclass(frozen=True, slots=True)
 class Sketch:
     """What the pure, parallelizable steps compute for one article."""
@@ -947,19 +952,22 @@ class Detector:
         else:
             day, links = verified
         # An article appended to a page joins the story it matches best, and links nothing else.
-        weights = {link.seq: round(link.similarity, 6) for link in links}
-        update = self._graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
-        story = self._graph.story(seq)
+        graph = self._graph
+        weights = {link.seq: round(link.similarity, 6) for link in links} if links else {}
+        update = graph.add(seq, weights, weights, leaf=p.embedded_in is not None)
+        story = graph.story(seq)
         # A story that only gained this article keeps its two best, updated below; others forget.
         grew = update.stories == [story] and update.moved == {seq: story} and story != seq
         for changed in update.stories:
             if not (grew and changed == story):
                 self._top2.pop(changed, None)
         # Alone in its story means new: the story of the latest article is named after it only then.
-        kind = "compilation" if self._graph.is_compilation(seq) else "copy" if story != seq else "new"
+        kind = "compilation" if graph.is_compilation(seq) else "copy" if story != seq else "new"
         # The best match: the closest link inside the article's story (any link for a compilation).
-        inside = [link for link in links if self._graph.story(link.seq) == story] or links
-        best = min(inside, key=lambda link: (-link.containment, -link.similarity, link.seq), default=None)
+        best = None
+        if links:
+            inside = [link for link in links if graph.story(link.seq) == story] or links
+            best = min(inside, key=_closeness)
         credits = p.sketch.credits
         credit = credits[0] if credits else None
         # Without a store the row is built as memory keeps it (nothing reads the rest back); a
@@ -988,13 +996,13 @@ class Detector:
             credit=credit.label if credit else None,
             credit_where=credit.where if credit else None,
             credit_text=None if blank or not credit else credit.text,
-            credit_via=" > ".join(c.label for c in credits[1:]) or None,
+            credit_via=" > ".join([c.label for c in credits[1:]]) or None if len(credits) > 1 else None,
             embedded_in=p.embedded_in,
             shingles=p.shingles if stored else _NO_SHINGLES,
             signature=p.signature if stored else _NO_SIGNATURE,
             text=article.text if stored or self._keep_texts else "",
         )
-        self._remember(row, p.shingles, day, details, counted=verified is not None)
+        self._remember(row, p.shingles, day, details, counted=verified is not None, blank=blank)
         if grew and story in self._top2:
             self._top2[story] = sorted([*self._top2[story], self._facts[seq]], key=CanonicalFacts.rank)[:2]
         if self._store is not None:
@@ -1034,10 +1042,11 @@ class Detector:
         self._live.release(self._counted_from)
 
     def _remember(self, row: StoredArticle, shingles: HashArray, day: float,
-                  details: tuple[str | None, ...] | None = None, *, counted: bool = False) -> None:
+                  details: tuple[str | None, ...] | None = None, *, counted: bool = False, blank: bool = False) -> None:
         """Keep a stored article in memory (its story is the graph's business); ``day`` is its
         :func:`_day_of` (an appended article has its page's). ``counted``: its day, shingles
-        and kind are already kept (:meth:`_count_and_verify` did it for its batch).
+        and kind are already kept (:meth:`_count_and_verify` did it for its batch). ``blank``: the
+        row was built without display fields, text, shingles and signature.
 
         The signature is already in the band index, and the text stays in the store (or is kept
         only when asked): neither is held in the row, nor the shingles (kept beside it, see
@@ -1048,8 +1057,8 @@ class Detector:
             if details is None:
                 details = tuple(getattr(row, f) for f in _DETAILS)
             self._archive.put_details(row.seq, details)
-            if any((row.title, row.url, row.byline, row.credit_text, row.fetched_at, row.text, row.signature.size,
-                    row.shingles.size)):
+            if not blank and any((row.title, row.url, row.byline, row.credit_text, row.fetched_at, row.text,
+                                  row.signature.size, row.shingles.size)):
                 row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="",
                                           text="", signature=_NO_SIGNATURE, shingles=_NO_SHINGLES)
         elif row.signature.size or row.shingles.size:
