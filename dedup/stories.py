@@ -183,7 +183,9 @@ class StoryGraph:
                 if y not in seen:
                     seen.add(y)
                     todo.append(y)
-        return len(seen) < len(around)
+            if len(seen) == len(around):  # all reached: one group (copies often all link each other)
+                return False
+        return True
 
     def _recompute(self, region: set[int]) -> tuple[Update, list[int]]:
         """The stories of the region's articles (leaves left out: the caller places them)."""
