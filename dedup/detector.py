@@ -491,9 +491,10 @@ class _LiveShingles:
     sets live in one growing array: a compiled kernel reads any of them by number without a
     Python object per set (``sets``, ``ends`` and ``base``: article ``seq``'s set is
     ``sets[ends[seq - 1] - base : ends[seq] - base]``). The array is copied into a new one,
-    with a quarter more room than the live sets need, when it fills or when a quarter of it
-    belongs to released articles; it is never changed where it was handed out, so a set read
-    before stays valid.
+    with half as much room again as the live sets need, when it fills or when released
+    articles hold more than half as much of it as the live ones (as the template window slides,
+    a set is then copied about twice, not four times); it is never changed where it was handed
+    out, so a set read before stays valid.
     """
 
     _MIN = 1 << 16
@@ -533,7 +534,7 @@ class _LiveShingles:
             self._move(self._start(self._count) - self._start(self.first) + total)
             used = self._start(self._count) - self.base
         if sets:
-            self.sets[used : used + total] = np.concatenate(sets)
+            np.concatenate(sets, out=self.sets[used : used + total])
         if self._count + len(sets) > self._ends.size:
             grown = np.empty(max(2 * self._ends.size, self._count + len(sets)), dtype=np.int64)
             grown[: self._count] = self._ends[: self._count]
@@ -551,13 +552,13 @@ class _LiveShingles:
         self.first = seq
         dead = self._start(seq) - self.base
         live = self._start(self._count) - self._start(seq)
-        if dead > max(live // 4, self._MIN):
+        if dead > max(live // 2, self._MIN):
             self._move(live)
 
     def _move(self, needed: int) -> None:
-        """Into a new array with room for ``needed`` shingles and a quarter more."""
+        """Into a new array with room for ``needed`` shingles and half as many more."""
         start, end = self._start(self.first), self._start(self._count)
-        sets = np.empty(needed + max(needed // 4, self._MIN), dtype=np.uint32)
+        sets = np.empty(needed + max(needed // 2, self._MIN), dtype=np.uint32)
         sets[: end - start] = self.sets[start - self.base : end - self.base]
         self.sets, self.base = sets, start
 
