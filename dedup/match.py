@@ -135,10 +135,11 @@ _DIRECTORY_MIN = 1 << 22  # runs at least this long get a directory of their key
 class _Run:
     """One sorted run of the band index: keys ascending, equal keys in arrival order.
 
-    A long run also has a directory: for each value of the keys' top bits, where its keys
-    start. A search then bisects only the few keys under one entry (the keys are well-mixed
-    hashes, so about eight on average), vectorized over all needles, instead of a binary search
-    through the whole run that misses the cache at nearly every step.
+    A long run also has a directory, made when it is first searched here (the compiled
+    lookups gallop through the run instead): for each value of the keys' top bits, where its
+    keys start. A search then bisects only the few keys under one entry (the keys are
+    well-mixed hashes, so about eight on average), vectorized over all needles, instead of a
+    binary search through the whole run that misses the cache at nearly every step.
     """
 
     __slots__ = ("_directory", "_shift", "keys", "seqs")
@@ -148,17 +149,21 @@ class _Run:
         self.seqs = seqs
         self._directory: npt.NDArray[np.int32] | None = None
         self._shift = np.uint64(0)
-        if keys.size >= _DIRECTORY_MIN:
-            bits = max(1, int(keys.size).bit_length() - 3)  # about eight keys an entry
-            self._shift = np.uint64(64 - bits)
-            counts = np.bincount((keys >> self._shift).astype(np.intp), minlength=1 << bits)
-            directory = np.zeros(counts.size + 1, dtype=np.int32)  # runs are shorter than 2^31
-            np.cumsum(counts, out=directory[1:])
-            self._directory = directory
+
+    def _direct(self) -> None:
+        keys = self.keys
+        bits = max(1, int(keys.size).bit_length() - 3)  # about eight keys an entry
+        self._shift = np.uint64(64 - bits)
+        counts = np.bincount((keys >> self._shift).astype(np.intp), minlength=1 << bits)
+        directory = np.zeros(counts.size + 1, dtype=np.int32)  # runs are shorter than 2^31
+        np.cumsum(counts, out=directory[1:])
+        self._directory = directory
 
     def bounds(self, needles: _KeyArray) -> tuple[_Int64Array, _Int64Array]:
         """For each needle, where its equal keys start and end (as ``searchsorted`` left, right)."""
         keys = self.keys
+        if self._directory is None and keys.size >= _DIRECTORY_MIN:
+            self._direct()
         if self._directory is None:
             lo: _Int64Array = np.searchsorted(keys, needles, side="left").astype(np.int64)
         else:
