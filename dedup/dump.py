@@ -734,7 +734,8 @@ def _parse_line(raw: bytes, path: str, number: int, columns: Columns = _DEFAULT_
     try:
         obj: Any = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InputError(path, number, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+        # (json's "Unterminated string starting at" names the place itself)
+        raise InputError(path, number, f"malformed JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
     if not isinstance(obj, dict):
         raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
     return _article(columns.rename(obj), path, number, "line")

@@ -114,6 +114,9 @@ def test_malformed_json_line_names_file_and_line(tmp_path: Path, stories: dict[s
     assert result.exit_code != 0
     assert f"{src}:2: malformed JSON" in result.output
     assert not (tmp_path / "out.jsonl").exists()
+    src.write_text('{"id": "a", "text": "cut short\n', encoding="utf-8")  # the column says where
+    result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / "out.jsonl")])
+    assert f"{src}:1: malformed JSON: Unterminated string starting at column 21" in result.output
 
 
 def test_skip_bad_reports_and_keeps_the_good_rows(tmp_path: Path, stories: dict[str, str]) -> None:
