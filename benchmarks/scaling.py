@@ -2,7 +2,7 @@
 plain datasketch peer beside us in the same run.
 
     python benchmarks/scaling.py [--sizes 10000,100000,1000000] [--peers datasketch,rensa-lsh-sh5,...]
-                                 [--peer-python PEERS_VENV/bin/python]
+                                 [--peer-python PEERS_VENV/bin/python] [--repeats 3]
 
 For each size the generator takes dev articles as originals (their gold clusters kept) and adds
 copies made the way outlets make them: a new headline line, page boilerplate, a cut to the first
@@ -12,7 +12,11 @@ clusters to out/scaling/ (kept for the next run with the same seed), then report
 scan` and each peer of ../shared/peers asked for (run with the interpreter of the venv they are
 installed in, as ../shared/peers/README.md says) the wall time, docs/s, peak RSS (largest single
 process, and the process tree summed) and the scorer's pairwise and B-cubed figures against the
-generated gold. Corpora come from a fixed seed: nothing generated is committed.
+generated gold. With ``--repeats N`` every tool runs N times, the tools taking turns (one run of
+each, then the next round), and the table gives the median wall time (and the range); a line
+per size then gives the ratio of each peer's median to ours. On a shared machine whose speed
+drifts, taking turns keeps the ratio fair. Corpora come from a fixed seed: nothing generated is
+committed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import functools
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -141,6 +146,7 @@ def main() -> int:
     ap.add_argument("--peer-python", default=sys.executable,
                     help="interpreter of the venv the peers are installed in (see ../shared/peers/README.md)")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each tool, taking turns; medians reported")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "scaling")
     args = ap.parse_args()
     dev = dev_folder(args.eval_dir)
@@ -169,19 +175,37 @@ def main() -> int:
         if not (corpus.exists() and truth.exists() and _generated_with(args.out, size, args.seed)):
             corpus, truth = generate(items, gold, size, args.seed, args.out)
             (args.out / f"seed_{size}.txt").write_text(str(args.seed))
-        for name, command in tools.items():
-            pred = args.out / f"pred_{size}_{name.split()[0]}.jsonl"
-            try:
-                wall, rss, tree = measure(command(corpus, pred))
-            except subprocess.CalledProcessError as exc:
-                print(f"{size:>8} {name:19} failed (exit {exc.returncode}): run {' '.join(exc.cmd)} to see why",
-                      flush=True)
+        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
+        failed: set[str] = set()
+        for _ in range(max(args.repeats, 1)):
+            for name, command in tools.items():
+                if name in failed:
+                    continue
+                try:
+                    runs[name].append(measure(command(corpus, args.out / f"pred_{size}_{name.split()[0]}.jsonl")))
+                except subprocess.CalledProcessError as exc:
+                    print(f"{size:>8} {name:19} failed (exit {exc.returncode}): run {' '.join(exc.cmd)} to see why",
+                          flush=True)
+                    failed.add(name)
+        medians: dict[str, float] = {}
+        for name, measured in runs.items():
+            if not measured or name in failed:
                 continue
+            pred = args.out / f"pred_{size}_{name.split()[0]}.jsonl"
             score = json.loads(subprocess.run([sys.executable, str(args.eval_dir / "score.py"), str(truth), str(pred),
                                                "--json"], check=True, capture_output=True, text=True).stdout)
-            print(f"{size:>8} {name:19} {wall:8.1f} {size / wall:8.0f} {rss:8.0f} {tree:8.0f} "
-                  f"{score['pairwise_precision']:7.3f} {score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} "
-                  f"{score['bcubed_f1']:7.3f}", flush=True)
+            walls = [m[0] for m in measured]
+            wall = medians[name] = statistics.median(walls)
+            spread = f"  ({min(walls):.1f}-{max(walls):.1f} s, {len(walls)} runs)" if len(walls) > 1 else ""
+            print(f"{size:>8} {name:19} {wall:8.1f} {size / wall:8.0f} {max(m[1] for m in measured):8.0f} "
+                  f"{max(m[2] for m in measured):8.0f} {score['pairwise_precision']:7.3f} "
+                  f"{score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} {score['bcubed_f1']:7.3f}{spread}",
+                  flush=True)
+        ours = medians.get("dedup scan")
+        if ours and len(medians) > 1:
+            print(f"{size:>8} median wall of each peer / ours: "
+                  + ", ".join(f"{name} {wall / ours:.2f}x" for name, wall in medians.items() if name != "dedup scan"),
+                  flush=True)
     print(f"({time.strftime('%Y-%m-%d %H:%M')}; max MiB: largest single process, tree MiB: the process tree "
           f"summed, sampled every 0.1 s; generated files in {args.out})")
     return 0
