@@ -997,7 +997,7 @@ class Detector:
             credit=credit.label if credit else None,
             credit_where=credit.where if credit else None,
             credit_text=None if blank or not credit else credit.text,
-            credit_via=" > ".join([c.label for c in credits[1:]]) or None if len(credits) > 1 else None,
+            credit_via=(" > ".join([c.label for c in credits[1:]]) or None) if len(credits) > 1 else None,
             embedded_in=p.embedded_in,
             shingles=p.shingles if stored else _NO_SHINGLES,
             signature=p.signature if stored else _NO_SIGNATURE,
@@ -1326,12 +1326,12 @@ class Detector:
 
 
 _NO_SIGNATURE: Signature = np.empty(0, dtype=np.uint32)
+_NO_SHINGLES: HashArray = np.empty(0, dtype=np.uint32)
 # Built for every article: their own __init__s are two to three times slower (see positional).
 _new_row = positional(StoredArticle)
 _new_facts = positional(CanonicalFacts)
 _new_sketch = positional(Sketch)
 _new_prepared = positional(Prepared)
-_NO_SHINGLES: HashArray = np.empty(0, dtype=np.uint32)
 
 
 def _batched(items: Iterator[Article], size: int) -> Iterator[list[Article]]:

@@ -638,7 +638,8 @@ def _non_string_value(data: bytes, columns: Columns) -> bool:
         return b"|".join(re.escape(json.dumps(getattr(columns, f), ensure_ascii=False).encode()) for f in fields)
 
     texts = tuple(f for f in _FIELDS if f not in ("id", "outlet_is_agency"))
-    # The id may be an integer; a fraction (5.5, 1e3) is written as Python writes it there.
+    # The id may be an integer (polars keeps its digits); a fraction (5.5, 1e3) goes to the
+    # line-by-line reader, which writes it as Python does (1000.0, not polars's 1000).
     pattern = (rb"(?:" + names(texts) + rb')\s*:\s*(?!null\b)[^"\s]|' + names(("id",))
                + rb'\s*:\s*(?:(?!null\b)[^"\s\d-]|-?\d+[.eE])')
     return re.search(pattern, data) is not None
