@@ -428,8 +428,9 @@ def _exit_now() -> None:
     its temporary folder, logging flushes). Only in the command itself, never when ``main`` is
     called as a library."""
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone (a closed pipe): nothing more to say
+            stream.flush()
     os._exit(0)
 
 
