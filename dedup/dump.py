@@ -567,8 +567,10 @@ def _jsonl_spans(path: str) -> Iterator[tuple[int, tuple[int, int]]]:
 
 # A blank line, or one that starts with a space (one regex pass: `in` on bytes is several times slower).
 _BLANK_OR_INDENTED = re.compile(rb"\n(?:\n|\r\n| )")
-# A high surrogate escape with no low one after it: polars reads it as U+0000, json keeps it.
-_LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
+# Half of a UTF-16 surrogate pair escaped alone (a high one with no low one after it, or a low
+# one with no high one before it): polars reads the first as U+0000, json keeps both.
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+                             rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Columns,
@@ -608,7 +610,7 @@ def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Column
         texts = empty
     optional = [values.get(k, empty) for k in _OPTIONAL]
     rows: list[_Row] = []
-    # The schema was checked above: every value is a string (or null), so Articles are built
+    # The schema was given above: every value is a string (or null), so Articles are built
     # directly; a row without an id is an error naming its line.
     for i, (article_id, text) in enumerate(zip(ids, texts, strict=True)):
         number = first_line + i
@@ -740,7 +742,25 @@ def _parse_line(raw: bytes, path: str, number: int, columns: Columns = _DEFAULT_
         raise InputError(path, number, f"malformed JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
     if not isinstance(obj, dict):
         raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
-    return _article(columns.rename(obj), path, number, "line")
+    obj = columns.rename(obj)
+    if _LONE_SURROGATE.search(raw):
+        _refuse_surrogates(obj, path, number)
+    return _article(obj, path, number, "line")
+
+
+def _refuse_surrogates(obj: dict[str, Any], path: str, number: int) -> None:
+    """JSON can escape half of a UTF-16 pair alone (``"\\ud800"``): that is no character, and no
+    output (UTF-8 JSONL, CSV, Parquet) or state can hold it, so the line is refused here rather
+    than the scan failing when it writes."""
+    for field_name in _FIELDS:
+        value = obj.get(field_name)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError(path, number, f"'{field_name}' holds a lone surrogate "
+                                 f"(\\u{ord(value[exc.start]):04x}), which is not a character",
+                                 "Write the character it stands for, or leave the line out (--skip-bad)") from None
 
 
 def _article(obj: dict[str, Any], path: str, number: int, unit: str) -> Article:

@@ -119,6 +119,26 @@ def test_malformed_json_line_names_file_and_line(tmp_path: Path, stories: dict[s
     assert f"{src}:1: malformed JSON: Unterminated string starting at column 21" in result.output
 
 
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udc00"])
+def test_a_lone_surrogate_escape_is_a_bad_line_not_a_failed_write(tmp_path: Path, stories: dict[str, str],
+                                                                  escape: str) -> None:
+    # JSON may escape half a surrogate pair; no output can hold it. Found while the scan wrote its
+    # items, it lost the whole run: it is refused where it is read, naming the line.
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": stories["tech"]}) + "\n"
+                   + '{"id": "x' + escape + '", "text": "نص"}\n'
+                   + '{"id": "emoji", "text": "نص \\ud83d\\ude00"}\n', encoding="utf-8")
+    for out in ("o.jsonl", "o.csv", "o.parquet"):
+        result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / out)])
+        assert result.exit_code != 0 and f"{src}:2: 'id' holds a lone surrogate ({escape})" in result.output
+        assert not (tmp_path / out).exists()
+        result = CliRunner().invoke(main, ["scan", str(src), "-o", str(tmp_path / out), "--skip-bad"])
+        assert result.exit_code == 0, result.output
+        assert f"skipped: {src}:2:" in result.output
+    kept = pl.read_parquet(tmp_path / "o.parquet")["id"].to_list()
+    assert sorted(kept) == ["a", "emoji"]  # a whole pair is a character like any other
+
+
 def test_skip_bad_reports_and_keeps_the_good_rows(tmp_path: Path, stories: dict[str, str]) -> None:
     src = tmp_path / "in.jsonl"
     good = json.dumps({"id": "a", "text": stories["tech"]}).encode()

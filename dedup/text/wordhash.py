@@ -37,8 +37,6 @@ def _compiled(signature: Any) -> Callable[[_F], _F]:
     return cast(Callable[[_F], _F], numba.njit(signature, cache=True, nogil=True))
 
 
-
-
 # xxh64's primes (https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md).
 _P1 = np.uint64(0x9E3779B185EBCA87)
 _P2 = np.uint64(0xC2B2AE3D27D4EB4F)
