@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dedup.text import credits
 from dedup.text.clean import clean
 from dedup.text.credits import AGENCIES, agency_of_outlet, detect_byline_credit, detect_credits
 
@@ -79,3 +80,23 @@ def test_cleaning_keeps_only_lines_of_the_page(text: str) -> None:
     lines = {line.strip() for line in text.splitlines()}
     assert all(line in lines for line in cleaned.main.splitlines())
     assert clean(cleaned.main).main == cleaned.main  # cleaning what is clean changes nothing
+
+
+# A line's end: maybe a bracketed name, then dots, white space of every kind, and maybe more text.
+_LINE_ENDS = st.tuples(st.sampled_from(["", "(", "[", "(("]), st.text(max_size=35),
+                       st.sampled_from(["", ")", "]", "))"]),
+                       st.text(alphabet=st.sampled_from(list(". \t\u00a0\u2003\u3000\x1c\x85\u200bx")), max_size=8))
+
+
+@given(st.text(max_size=60), _LINE_ENDS)
+def test_the_quick_look_for_a_closing_credit_passes_over_no_line_that_has_one(head: str,
+                                                                                end: tuple[str, str, str, str]) -> None:
+    line = head + "".join(end)
+    if credits._CLOSING_PAREN.search(line) is not None:
+        assert credits._may_close(line)
+
+
+def test_a_byline_gives_the_same_credits_each_time() -> None:
+    first = detect_credits("نص الخبر", "الرياض - واس")
+    assert [c.label for c in first] == ["spa"]
+    assert detect_credits("نص الخبر", "الرياض - واس") == first

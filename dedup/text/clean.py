@@ -92,7 +92,7 @@ def _appended_at(lines: list[str]) -> int | None:
     for i, line in enumerate(lines):
         # The colon separates the appended-article marker from the in-body link blocks
         # (a bare "اقرأ أيضاً" line followed by one linked headline).
-        if i > 0 and line.rstrip().endswith(":") and len(line) < 40 and normalize(line) in _READ_ALSO:
+        if i > 0 and len(line) < 40 and line.rstrip().endswith(":") and normalize(line) in _READ_ALSO:
             rest = " ".join(lines[i + 1 :]).split()
             if len(rest) >= _MIN_APPENDED_WORDS:
                 return i

@@ -181,8 +181,15 @@ def detect_byline_credit(byline: str) -> Credit | None:
     >>> detect_byline_credit("لندن: رنيم حنوش") is None
     True
     """
-    found = _from_dateline(byline, "byline", whole=True)
+    found = _byline_credits(byline)
     return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _byline_credits(byline: str) -> tuple[Credit, ...]:
+    """The credits of a byline. Memoized: an outlet signs thousands of articles with the same
+    few bylines ("الرياض - واس"), and a Credit cannot be changed."""
+    return tuple(_from_dateline(byline, "byline", whole=True))
 
 
 def _from_dateline(line: str, where: str, *, whole: bool = False) -> list[Credit]:
@@ -260,6 +267,14 @@ def _agencies_first(credits: list[Credit]) -> list[Credit]:
 
 
 _CLOSING_PAREN = re.compile(r"[(\[](?P<inner>[^()\[\]]{1,30})[)\]][.\s]*$")
+# What may follow the closing bracket: dots and white space (``[.\s]``).
+_AFTER_CLOSING = "." + "".join(c for c in map(chr, range(0x10000)) if re.match(r"\s", c))
+
+
+def _may_close(line: str) -> bool:
+    """Whether ``line`` ends as a closing credit does (a bracket, then dots and white space): a
+    quick look before the search, which tries every bracket of a long line."""
+    return line.rstrip(_AFTER_CLOSING)[-1:] in (")", "]")
 
 
 def detect_credits(text: str, byline: str = "") -> tuple[Credit, ...]:
@@ -277,7 +292,7 @@ def detect_credits(text: str, byline: str = "") -> tuple[Credit, ...]:
     lines = [line for line in text.splitlines() if line.strip()]
     found: list[Credit] = []
     if byline.strip():
-        found += _from_dateline(byline, "byline", whole=True)
+        found += _byline_credits(byline)
     # The dateline opens the first paragraph: look at the lines up to the first long one
     # (headlines and date stamps can come before it).
     for line in lines[:12]:
@@ -290,7 +305,7 @@ def detect_credits(text: str, byline: str = "") -> tuple[Credit, ...]:
         if len(line) <= 120 and len(line.split()) <= 12:
             found += _from_source_line(line)
     if lines:
-        closing = _CLOSING_PAREN.search(lines[-1])
+        closing = _CLOSING_PAREN.search(lines[-1]) if _may_close(lines[-1]) else None
         if closing and (len(lines[-1]) > 40 or len(lines[-1].split()) > 3):
             found += [Credit(k, closing.group("inner").strip(), "closing", lines[-1].strip()[-60:])
                       for k in [_name(normalize(closing.group("inner")), clear_position=True)] if k]
