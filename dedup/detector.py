@@ -38,7 +38,7 @@ from dedup.sketch import Signature, Signer, SketchConfig
 from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, StoryGraph, canonical_policy
 from dedup.text.clean import clean
-from dedup.text.credits import AGENCY_KEYS, Credit, agency_of_outlet, detect_credits
+from dedup.text.credits import AGENCY_KEYS, Credit, agency_of_outlet, credits_in_lines, detect_credits
 from dedup.text.shingles import HashArray, shingle_hashes, word_hashes
 
 
@@ -163,7 +163,7 @@ def _sketch_fields(rows: list[_Fields], config: SketchConfig, digests: list[str]
     digests = list(digests) if digests is not None else [_content_hash(*r[:5]) for r in rows]
     digests += [_content_hash(text, "", rows[i][2], rows[i][3], rows[i][4]) for i, text in zip(parents, segments,
                                                                                                  strict=True)]
-    credits = [detect_credits(c.with_sources, r[5]) for c, r in zip(cleaned, rows, strict=True)]
+    credits = [credits_in_lines(c.source_lines, r[5]) for c, r in zip(cleaned, rows, strict=True)]
     credits += [detect_credits(text) for text in segments]
     agency = [agency_of_outlet(r[3], r[2]) is not None for r in rows]
     return _PackedSketches(flat, bounds, signatures, digests, credits, parents, segments, agency)

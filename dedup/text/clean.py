@@ -85,6 +85,7 @@ class Cleaned:
     embedded: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
     with_sources: str = ""  # ``main`` with its credit lines still in (where credits are read)
+    source_lines: tuple[str, ...] = ()  # the lines of ``with_sources``
 
 
 def _appended_at(lines: list[str]) -> int | None:
@@ -123,8 +124,8 @@ def clean(text: str, title: str = "") -> Cleaned:
             body = _clean_lines(segment)[0]
             if body.strip():
                 embedded.append(body)
-    main, dropped, with_sources = _clean_lines(lines, normalize(title) if title.strip() else "")
-    return Cleaned(main, tuple(embedded), tuple(dropped), with_sources)
+    main, dropped, source_lines = _clean_lines(lines, normalize(title) if title.strip() else "")
+    return Cleaned(main, tuple(embedded), tuple(dropped), "\n".join(source_lines), tuple(source_lines))
 
 
 def _is_date_stamp(folded: str) -> bool:
@@ -132,7 +133,7 @@ def _is_date_stamp(folded: str) -> bool:
     return bool(words) and all(w.isdigit() or w in _DATE_WORDS for w in words) and any(w.isdigit() for w in words)
 
 
-def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], str]:
+def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], list[str]]:
     kept: list[str] = []
     dropped: list[str] = []
     sourced: list[tuple[int, str]] = []  # credit lines, with where they stood among the kept
@@ -195,4 +196,4 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], str
     with_sources = list(kept)
     for at, line in reversed(sourced):
         with_sources.insert(at, line)
-    return "\n".join(kept), dropped, "\n".join(with_sources)
+    return "\n".join(kept), dropped, with_sources

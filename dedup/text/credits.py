@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -289,7 +290,12 @@ def detect_credits(text: str, byline: str = "") -> tuple[Credit, ...]:
     >>> detect_credits("ونقلت وكالة تاس عن المتحدث قوله إن بلاده لا ترحب بالتصعيد")
     ()
     """
-    lines = [line for line in text.splitlines() if line.strip()]
+    return credits_in_lines([line for line in text.splitlines() if line.strip()], byline)
+
+
+def credits_in_lines(lines: Sequence[str], byline: str = "") -> tuple[Credit, ...]:
+    """:func:`detect_credits` of a text given as its lines that are not blank, such as
+    :attr:`dedup.text.clean.Cleaned.source_lines` (not joined to be split again)."""
     found: list[Credit] = []
     if byline.strip():
         found += _byline_credits(byline)
