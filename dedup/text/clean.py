@@ -147,6 +147,8 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], lis
             kept.extend(short_run)
         short_run.clear()
 
+    # Lines about as long as the headline (none without one): within a third and 4 characters.
+    shortest, longest = (len(title) - len(title) // 3 - 4, len(title) + len(title) // 3 + 4) if title else (1, 0)
     for raw in lines:
         line = raw.strip()
         if not line:
@@ -154,7 +156,7 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], lis
         words = _words(line)
         # Set phrases are a few words long: only short lines are folded to be looked up (and
         # lines about as long as the headline, to compare with it).
-        headline_sized = bool(title) and abs(len(line) - len(title)) <= len(title) // 3 + 4
+        headline_sized = shortest <= len(line) <= longest
         folded = normalize(line) if words <= 5 or headline_sized else ""
         if headline_sized and folded == title:
             dropped.append(line)
@@ -190,7 +192,8 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], lis
         if words <= 5 and len(folded.split()) <= 2:
             short_run.append(line)
             continue
-        flush_run()
+        if short_run:
+            flush_run()
         kept.append(line)
     flush_run()
     with_sources = list(kept)
