@@ -220,6 +220,35 @@ def run_lookup(keys: npt.NDArray[np.uint64], seqs: npt.NDArray[np.int32], needle
 
 
 @_compiled
+def stable_argsort(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """``np.argsort(keys, kind="stable")``: a radix sort, 16 bits a pass from the lowest (each
+    pass keeps the order of equal digits, so equal keys stay in their order). Several times
+    faster than numpy's stable sort of 64-bit keys, a merge sort, on a batch's band keys."""
+    n = keys.size
+    order = np.arange(n, dtype=np.int64)
+    other = np.empty(n, dtype=np.int64)
+    digits = np.empty(n, dtype=np.uint16)
+    starts = np.empty(1 << 16, dtype=np.int64)
+    for shift in range(0, 64, 16):
+        starts[:] = 0
+        for i in range(n):
+            digit = np.uint16((keys[order[i]] >> np.uint64(shift)) & np.uint64(0xFFFF))
+            digits[i] = digit
+            starts[digit] += 1
+        total = 0
+        for d in range(1 << 16):
+            count = starts[d]
+            starts[d] = total
+            total += count
+        for i in range(n):
+            digit = digits[i]
+            other[starts[digit]] = order[i]
+            starts[digit] += 1
+        order, other = other, order
+    return order
+
+
+@_compiled
 def unique_candidates(later: npt.NDArray[np.int64], found: npt.NDArray[np.int64], numbers: npt.NDArray[np.int64]
                       ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """For each article ``i`` of a batch (numbered ``numbers[i]``), the distinct ``found[p]`` of its

@@ -280,7 +280,8 @@ class BandIndex:
         earlier: list[_Int64Array] = []
         # Inside the batch first (its articles are the most recent): among equal keys (stable
         # order = arrival order), every earlier one, or the `limit` latest.
-        order = np.argsort(flat, kind="stable")
+        kernels = self._kernels
+        order = np.argsort(flat, kind="stable") if kernels is None else kernels.stable_argsort(flat)
         ordered = flat[order]
         new_group = np.ones(n * self.bands, dtype=bool)
         new_group[1:] = ordered[1:] != ordered[:-1]
@@ -295,7 +296,6 @@ class BandIndex:
         # ones found are the `limit` most recent without sorting them all.
         need = None if limit is None else limit - (position - first)
         wanted = np.arange(ordered.size, dtype=np.int64)
-        kernels = self._kernels
         for run in reversed(self._runs):
             if need is not None:
                 wanted = wanted[need[wanted] > 0]
@@ -333,7 +333,7 @@ class BandIndex:
         if nums.size == 0:
             return
         flat = self.keys(signatures).ravel()
-        order = np.argsort(flat, kind="stable")
+        order = np.argsort(flat, kind="stable") if self._kernels is None else self._kernels.stable_argsort(flat)
         self._push(flat[order], np.repeat(nums, self.bands)[order])
 
     @staticmethod

@@ -152,3 +152,15 @@ def test_compiled_kernels_count_and_verify_bit_for_bit_as_numpy(
     got = overlap_many(a, a_common, others, compiled, limit)
     for want, have in zip(expected, got, strict=True):
         assert want.dtype == have.dtype and want.tolist() == have.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=400), st.lists(st.integers(0, 399), max_size=400),
+       st.sampled_from([1, 2**16, 2**32, 2**48]))
+def test_the_compiled_stable_argsort_orders_as_numpy(values: list[int], copies: list[int], step: int) -> None:
+    from dedup import _compiled
+
+    # Equal keys (in arrival order), and keys that differ only in one 16-bit digit.
+    keys = [*values, *(values[i % len(values)] for i in copies if values), *(i * step for i in range(20))]
+    array = np.array(keys, dtype=np.uint64)
+    assert _compiled.stable_argsort(array).tolist() == np.argsort(array, kind="stable").tolist()
