@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,11 @@ def test_the_quick_look_for_a_closing_credit_passes_over_no_line_that_has_one(he
     line = head + "".join(end)
     if credits._CLOSING_PAREN.search(line) is not None:
         assert credits._may_close(line)
+
+
+def test_the_quick_look_strips_what_the_closing_pattern_allows_after_the_bracket() -> None:
+    allowed = {chr(c) for c in range(0x110000) if re.fullmatch(r"[.\s]", chr(c))}
+    assert set(credits._AFTER_CLOSING) == allowed
 
 
 def test_a_byline_gives_the_same_credits_each_time() -> None:

@@ -268,8 +268,9 @@ def _agencies_first(credits: list[Credit]) -> list[Credit]:
 
 
 _CLOSING_PAREN = re.compile(r"[(\[](?P<inner>[^()\[\]]{1,30})[)\]][.\s]*$")
-# What may follow the closing bracket: dots and white space (``[.\s]``).
-_AFTER_CLOSING = "." + "".join(c for c in map(chr, range(0x10000)) if re.match(r"\s", c))
+# What may follow the closing bracket: dots and white space (``[.\s]``: ``\s`` is what
+# str.isspace says, and there is none outside the first 65,536 code points).
+_AFTER_CLOSING = "." + "".join(c for c in map(chr, range(0x10000)) if c.isspace())
 
 
 def _may_close(line: str) -> bool:
