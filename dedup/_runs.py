@@ -91,7 +91,7 @@ def read_run(path: Path, dropped: frozenset[int], *, texts: bool = True) -> Iter
 
 
 def articles_at(places: list[Place]) -> list[tuple[Article, str]]:
-    """The articles at these places of run files (read once per pickle), in the order given,
+    """The articles at these places of run files (each block read once), in the order given,
     with their content digests."""
     handles: dict[str, IO[bytes]] = {}
     blocks: dict[tuple[str, int], tuple[list[Any], list[bytes]]] = {}

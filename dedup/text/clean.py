@@ -85,7 +85,7 @@ class Cleaned:
     embedded: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
     with_sources: str = ""  # ``main`` with its credit lines still in (where credits are read)
-    source_lines: tuple[str, ...] = ()  # the lines of ``with_sources``
+    source_lines: tuple[str, ...] = ()  # the lines of ``with_sources`` (where credits are read)
 
 
 def _appended_at(lines: list[str]) -> int | None:
@@ -196,7 +196,7 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], lis
             flush_run()
         kept.append(line)
     flush_run()
-    with_sources = list(kept)
+    source_lines = list(kept)
     for at, line in reversed(sourced):
-        with_sources.insert(at, line)
-    return "\n".join(kept), dropped, with_sources
+        source_lines.insert(at, line)
+    return "\n".join(kept), dropped, source_lines
