@@ -139,6 +139,21 @@ def test_a_lone_surrogate_escape_is_a_bad_line_not_a_failed_write(tmp_path: Path
     assert sorted(kept) == ["a", "emoji"]  # a whole pair is a character like any other
 
 
+@pytest.mark.parametrize(("written", "lone"), [
+    (rb'"\ud83d\ude00"', False), (rb'"\uD83D\uDE00"', False), (rb'"\u0627"', False),
+    (rb'"\ud800"', True), (rb'"x\udc00"', True), (rb'"\ud800\ud800"', True), (rb'"\ud83d\ude00\ude00"', True),
+    (rb'"\\ud800"', False),  # a backslash, then letters
+    (rb'"\\ud800\udc00"', True),  # ... then an escaped low half alone
+    (rb'"\\\ud800"', True),  # a backslash, then an escaped high half alone
+    (rb'"\ud800\\udc00"', True),  # a high half, then a backslash and letters
+])
+def test_a_lone_escaped_surrogate_is_found_and_an_escaped_backslash_is_not_one(written: bytes, lone: bool) -> None:
+    from dedup.dump import _lone_surrogate
+
+    assert _lone_surrogate(written) is lone
+    assert lone == any(0xD800 <= ord(c) <= 0xDFFF for c in json.loads(written))  # what JSON itself reads
+
+
 def test_skip_bad_reports_and_keeps_the_good_rows(tmp_path: Path, stories: dict[str, str]) -> None:
     src = tmp_path / "in.jsonl"
     good = json.dumps({"id": "a", "text": stories["tech"]}).encode()
@@ -407,7 +422,8 @@ def test_fast_and_checking_jsonl_readers_agree_on_articles_and_order(rows, rnd) 
 
 _RAW_VALUES = {  # JSON values as written in a dump, for any field
     "id": ['"a"', '"ب"', '""', "7", "-3", "123456789012345678901234567890", "5.5", "1e3", "true", "null", '[1]'],
-    "text": ['"نص"', '""', "null", "5", '["x"]', '{"a": 1}', '"x\\ny"', '"x\\ud800y"', '"\\ud83d\\ude00"'],
+    "text": ['"نص"', '""', "null", "5", '["x"]', '{"a": 1}', '"x\\ny"', '"x\\ud800y"', '"\\ud83d\\ude00"',
+             '"\\\\ud800\\udc00"'],
     "title": ['"عنوان"', "null", "2015", "false"],
     "published": ['"2015-07-21 08:00:00"', '""', "null", "20150721"],
     "outlet_is_agency": ["true", "false", "null", '"yes"', "1"],
@@ -421,6 +437,8 @@ _RAW_VALUES = {  # JSON values as written in a dump, for any field
 # lone surrogate escape U+0000.
 @example([{"id": '"a"'}, {"id": "1e3"}])
 @example([{"id": '"a"', "text": '"x\\ud800y"'}])
+# A backslash, then the letters "ud800", then a lone escaped low half: the letters are no escape.
+@example([{"id": '"a"', "text": '"\\\\ud800\\udc00"'}])
 def test_the_fast_jsonl_reader_answers_only_what_the_checking_reader_answers(lines: list[dict[str, str]]) -> None:
     # Whatever a dump holds (numbers, lists, nulls where strings belong, booleans written
     # otherwise), the polars reader either leaves the block to the line-by-line reader or gives
