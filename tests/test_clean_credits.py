@@ -111,5 +111,4 @@ def test_a_byline_gives_the_same_credits_each_time() -> None:
 @given(st.text(alphabet=st.sampled_from(list("المصدر: رويترز(واس)-\n\r\u2028\x0b \t.أب")), max_size=300))
 def test_the_credits_of_a_cleaned_page_are_read_from_its_lines_as_from_its_text(text: str) -> None:
     cleaned = clean(text)
-    assert "\n".join(cleaned.source_lines) == cleaned.with_sources
     assert credits.credits_in_lines(cleaned.source_lines) == detect_credits(cleaned.with_sources)

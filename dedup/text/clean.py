@@ -84,8 +84,12 @@ class Cleaned:
     main: str
     embedded: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
-    with_sources: str = ""  # ``main`` with its credit lines still in (where credits are read)
-    source_lines: tuple[str, ...] = ()  # the lines of ``with_sources`` (where credits are read)
+    source_lines: tuple[str, ...] = ()  # the lines of ``main`` with its credit lines still in
+
+    @property
+    def with_sources(self) -> str:
+        """``main`` with its credit lines still in (where credits are read), as one text."""
+        return "\n".join(self.source_lines)
 
 
 def _appended_at(lines: list[str]) -> int | None:
@@ -125,7 +129,7 @@ def clean(text: str, title: str = "") -> Cleaned:
             if body.strip():
                 embedded.append(body)
     main, dropped, source_lines = _clean_lines(lines, normalize(title) if title.strip() else "")
-    return Cleaned(main, tuple(embedded), tuple(dropped), "\n".join(source_lines), tuple(source_lines))
+    return Cleaned(main, tuple(embedded), tuple(dropped), tuple(source_lines))
 
 
 def _is_date_stamp(folded: str) -> bool:
