@@ -185,122 +185,144 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
     return linked[:kept], containments[:kept], jaccards[:kept], archived[:left]
 
 
-@_compiled
-def run_lookup(keys: npt.NDArray[np.uint64], seqs: npt.NDArray[np.int32], needles: npt.NDArray[np.uint64],
-               wanted: npt.NDArray[np.int64], need: npt.NDArray[np.int64],
-               limited: bool) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The entries of one sorted run of the band index equal to ``needles[wanted]`` (ascending):
-    for each, the last ``need[w]`` of them (all unless ``limited``), as (position in ``needles``,
-    number). ``need`` is lowered by what was found."""
-    m = wanted.size
-    lo = np.empty(m, dtype=np.int64)
-    hi = np.empty(m, dtype=np.int64)
-    at = 0
-    total = 0
-    for w in range(m):
-        value = needles[wanted[w]]
-        at = _first_at_least(keys, value, at, False)
-        end = at
-        if end < keys.size and keys[end] == value:
-            end = _first_at_least(keys, value, end, True)
-        start = max(at, end - need[wanted[w]]) if limited else at
-        lo[w], hi[w] = start, end
-        total += end - start
-    found_at = np.empty(total, dtype=np.int64)
-    found = np.empty(total, dtype=np.int64)
-    out = 0
-    for w in range(m):
-        for j in range(lo[w], hi[w]):
-            found_at[out] = wanted[w]
-            found[out] = seqs[j]
-            out += 1
-        if limited:
-            need[wanted[w]] -= hi[w] - lo[w]
-    return found_at, found
+@_inline
+def _band_slot(key: np.uint64, mask: int) -> np.int64:
+    """Where a band key's probe starts in a table of ``mask + 1`` slots (the keys are mixed hashes:
+    their low bits, with some of the high ones folded in, are as good as any)."""
+    return np.int64((key ^ (key >> np.uint64(29))) & np.uint64(mask))
 
 
 @_compiled
-def stable_argsort(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
-    """``np.argsort(keys, kind="stable")``: a radix sort, 16 bits a pass from the lowest (each
-    pass keeps the order of equal digits, so equal keys stay in their order). Several times
-    faster than numpy's stable sort of 64-bit keys, a merge sort, on a batch's band keys."""
-    n = keys.size
-    order = np.arange(n, dtype=np.int64)
-    other = np.empty(n, dtype=np.int64)
-    digits = np.empty(n, dtype=np.uint16)
-    starts = np.empty(1 << 16, dtype=np.int64)
-    for shift in range(0, 64, 16):
-        starts[:] = 0
-        for i in range(n):
-            digit = np.uint16((keys[order[i]] >> np.uint64(shift)) & np.uint64(0xFFFF))
-            digits[i] = digit
-            starts[digit] += 1
-        total = 0
-        for d in range(1 << 16):
-            count = starts[d]
-            starts[d] = total
-            total += count
-        for i in range(n):
-            digit = digits[i]
-            other[starts[digit]] = order[i]
-            starts[digit] += 1
-        order, other = other, order
-    return order
+def band_table_grown(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int32], capacity: int
+                     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]:
+    """The band table with ``capacity`` slots (a power of two): every key with its chain's head."""
+    keys = np.zeros(capacity, dtype=np.uint64)
+    grown = np.full(capacity, -1, dtype=np.int32)
+    mask = capacity - 1
+    for s in range(heads.size):
+        if heads[s] >= 0:
+            t = _band_slot(table_keys[s], mask)
+            while grown[t] >= 0:
+                t = (t + 1) & mask
+            keys[t], grown[t] = table_keys[s], heads[s]
+    return keys, grown
 
 
 @_compiled
-def unique_candidates(later: npt.NDArray[np.int64], found: npt.NDArray[np.int64], numbers: npt.NDArray[np.int64]
-                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For each article ``i`` of a batch (numbered ``numbers[i]``), the distinct ``found[p]`` of its
-    pairs (``later[p] == i``) other than itself, ascending: one flat array and its bounds."""
+def band_table_insert(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int32], chain: npt.NDArray[np.int32],
+                      keys: npt.NDArray[np.uint64], entries: npt.NDArray[np.int64]) -> int:
+    """Insert entry ``entries[i]`` under key ``keys[i]``, in that order (the last inserted is
+    the head of its key's chain); return how many keys are new to the table."""
+    mask = heads.size - 1
+    new = 0
+    for i in range(keys.size):
+        key = keys[i]
+        s = _band_slot(key, mask)
+        while heads[s] >= 0 and table_keys[s] != key:
+            s = (s + 1) & mask
+        if heads[s] < 0:
+            table_keys[s] = key
+            new += 1
+        chain[entries[i]] = heads[s]
+        heads[s] = entries[i]
+    return new
+
+
+@_inline
+def _band_head(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int32], key: np.uint64,
+               mask: int) -> np.int32:
+    """The newest entry under ``key`` (-1 if none)."""
+    s = _band_slot(key, mask)
+    while heads[s] >= 0 and table_keys[s] != key:
+        s = (s + 1) & mask
+    head: np.int32 = heads[s]
+    return head
+
+
+@_inline
+def _grown(values: npt.NDArray[np.int64], needed: int) -> npt.NDArray[np.int64]:
+    """``values`` in an array at least twice as long and holding at least ``needed``."""
+    more = np.empty(max(2 * values.size, needed), dtype=np.int64)
+    more[: values.size] = values
+    return more
+
+
+@_compiled
+def band_table_add(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int32], chain: npt.NDArray[np.int32],
+                   keys: npt.NDArray[np.uint64], numbers: npt.NDArray[np.int64], bands: int, limit: int,
+                   stamps: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
+    """For each article ``numbers[i]`` in turn (bands ``keys[i * bands:(i + 1) * bands]``), find
+    the earlier articles of its keys' chains (the ``limit`` most recent entries of each, all when
+    ``limit`` is negative), then insert its own entries (``number * bands + band``).
+
+    Returns the distinct earlier articles of each, ascending (one flat array and its bounds),
+    and how many keys are new to the table. ``stamps`` (as long as the numbers, zero or stamped
+    by earlier calls) notes which articles are found already.
+    """
     n = numbers.size
+    mask = heads.size - 1
+    found = np.empty(max(16 * n, 16), dtype=np.int64)
     bounds = np.zeros(n + 1, dtype=np.int64)
-    for p in range(later.size):
-        bounds[later[p] + 1] += 1
+    met = np.empty(bands * max(limit, 16), dtype=np.int64)  # one article's entries met
+    size = new = 0
     for i in range(n):
-        bounds[i + 1] += bounds[i]
-    grouped = np.empty(later.size, dtype=np.int64)
-    fill = bounds[:-1].copy()
-    for p in range(later.size):
-        grouped[fill[later[p]]] = found[p]
-        fill[later[p]] += 1
-    top = 0
-    for p in range(found.size):
-        top = max(top, found[p])
-    seen = np.zeros(top + 1, dtype=np.int64)  # seen[x] == i + 1: x is already among i's
-    out = np.empty(later.size, dtype=np.int64)
-    kept = np.zeros(n + 1, dtype=np.int64)
-    size = 0
-    for i in range(n):
+        number = numbers[i]
+        if limit < 0:  # every entry of the chains: room for them all first (not in the loop below)
+            longest = 0
+            for b in range(bands):
+                entry = _band_head(table_keys, heads, keys[i * bands + b], mask)
+                while entry >= 0:
+                    longest += 1
+                    entry = chain[entry]
+            if longest > met.size:
+                met = _grown(met, longest)
+        count = 0
+        # The chains first (each step waits for the one before), then which articles are new.
+        for b in range(bands):
+            key = keys[i * bands + b]
+            s = _band_slot(key, mask)
+            while heads[s] >= 0 and table_keys[s] != key:
+                s = (s + 1) & mask
+            entry = heads[s]
+            if entry < 0:
+                table_keys[s] = key
+                new += 1
+            taken = 0
+            while entry >= 0 and taken != limit:
+                met[count] = entry
+                count += 1
+                entry = chain[entry]
+                taken += 1
+            mine = number * bands + b
+            chain[mine] = heads[s]
+            heads[s] = mine
+        if size + count > found.size:
+            found = _grown(found, size + count)
         start = size
-        for p in range(bounds[i], bounds[i + 1]):
-            x = grouped[p]
-            if x != numbers[i] and seen[x] != i + 1:
-                seen[x] = i + 1
-                out[size] = x
+        stamp = number + 1
+        for q in range(count):
+            earlier = met[q] // bands
+            if earlier != number and stamps[earlier] != stamp:
+                stamps[earlier] = stamp
+                found[size] = earlier
                 size += 1
-        out[start:size].sort()
-        kept[i + 1] = size
-    return out[:size], kept
+        found[start:size].sort()
+        bounds[i + 1] = size
+    return found[:size], bounds, new
 
 
 @_compiled
-def merge_runs(older_keys: npt.NDArray[np.uint64], older_seqs: npt.NDArray[np.int32],
-               newer_keys: npt.NDArray[np.uint64], newer_seqs: npt.NDArray[np.int32]
-               ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]:
-    """Two sorted runs of the band index as one, equal keys in arrival order (the older run's
-    first): what a stable sort of the two end to end gives, in one linear pass."""
-    keys = np.empty(older_keys.size + newer_keys.size, dtype=np.uint64)
-    seqs = np.empty(keys.size, dtype=np.int32)
-    i = j = 0
-    for k in range(keys.size):
-        if j == newer_keys.size or (i < older_keys.size and older_keys[i] <= newer_keys[j]):
-            keys[k], seqs[k] = older_keys[i], older_seqs[i]
-            i += 1
-        else:
-            keys[k], seqs[k] = newer_keys[j], newer_seqs[j]
-            j += 1
-    return keys, seqs
+def band_table_query(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int32], chain: npt.NDArray[np.int32],
+                     keys: npt.NDArray[np.uint64], bands: int) -> npt.NDArray[np.int64]:
+    """The articles of every entry under any of ``keys`` (ascending, each once)."""
+    mask = heads.size - 1
+    found = []
+    for key in keys:
+        entry = _band_head(table_keys, heads, key, mask)
+        while entry >= 0:
+            found.append(entry // bands)
+            entry = chain[entry]
+    return np.unique(np.array(found, dtype=np.int64))
 
 
 @_inline

@@ -109,7 +109,7 @@ def check_banding(num_perm: int, bands: int, rows: int) -> None:
 
 _Int64Array = npt.NDArray[np.int64]
 _KeyArray = npt.NDArray[np.uint64]
-_MAX_RUN = 1 << 23  # band entries (12 bytes each) in one sorted run of the band index
+_MAX_RUN = 1 << 23  # band entries (16 bytes each) in one sorted run of the band index (until compiled)
 
 
 def _fmix64(x: _KeyArray) -> _KeyArray:
@@ -128,83 +128,44 @@ def _ranges(starts: _Int64Array, counts: _Int64Array) -> tuple[_Int64Array, _Int
     return owner, starts[owner] + offsets
 
 
-_NO_NEED = np.empty(0, dtype=np.int64)  # what the compiled lookup is given when buckets have no limit
-_DIRECTORY_MIN = 1 << 22  # runs at least this long get a directory of their keys' top bits
-
-
 class _Run:
-    """One sorted run of the band index: keys ascending, equal keys in arrival order.
+    """One sorted run of the uncompiled band index: keys ascending, equal keys in arrival order,
+    each with its entry."""
 
-    A long run also has a directory, made when it is first searched here (the compiled
-    lookups gallop through the run instead): for each value of the keys' top bits, where its
-    keys start. A search then bisects only the few keys under one entry (the keys are
-    well-mixed hashes, so about eight on average), vectorized over all needles, instead of a
-    binary search through the whole run that misses the cache at nearly every step.
-    """
+    __slots__ = ("entries", "keys")
 
-    __slots__ = ("_directory", "_shift", "keys", "seqs")
-
-    def __init__(self, keys: _KeyArray, seqs: npt.NDArray[np.int32]) -> None:
+    def __init__(self, keys: _KeyArray, entries: _Int64Array) -> None:
         self.keys = keys
-        self.seqs = seqs
-        self._directory: npt.NDArray[np.int32] | None = None
-        self._shift = np.uint64(0)
-
-    def _direct(self) -> None:
-        keys = self.keys
-        bits = max(1, int(keys.size).bit_length() - 3)  # about eight keys an entry
-        self._shift = np.uint64(64 - bits)
-        counts = np.bincount((keys >> self._shift).astype(np.intp), minlength=1 << bits)
-        directory = np.zeros(counts.size + 1, dtype=np.int32)  # runs are shorter than 2^31
-        np.cumsum(counts, out=directory[1:])
-        self._directory = directory
+        self.entries = entries
 
     def bounds(self, needles: _KeyArray) -> tuple[_Int64Array, _Int64Array]:
         """For each needle, where its equal keys start and end (as ``searchsorted`` left, right)."""
         keys = self.keys
-        if self._directory is None and keys.size >= _DIRECTORY_MIN:
-            self._direct()
-        if self._directory is None:
-            lo: _Int64Array = np.searchsorted(keys, needles, side="left").astype(np.int64)
-        else:
-            top = (needles >> self._shift).astype(np.intp)
-            start, end = self._directory[top].astype(np.int64), self._directory[top + 1].astype(np.int64)
-            lo = self._bisect(needles, start, end, right=False)
+        lo: _Int64Array = np.searchsorted(keys, needles, side="left").astype(np.int64)
         # Most needles are in no run (their band values are new): only the others need an end.
         hi = lo.copy()
         hit = np.flatnonzero(keys[np.minimum(lo, keys.size - 1)] == needles) if keys.size else lo[:0]
         if hit.size:
-            if self._directory is None:
-                hi[hit] = np.searchsorted(keys, needles[hit], side="right")
-            else:
-                top = (needles[hit] >> self._shift).astype(np.intp)
-                hi[hit] = self._bisect(needles[hit], lo[hit], self._directory[top + 1].astype(np.int64), right=True)
+            hi[hit] = np.searchsorted(keys, needles[hit], side="right")
         return lo, hi
-
-    def _bisect(self, needles: _KeyArray, lo: _Int64Array, hi: _Int64Array, *, right: bool) -> _Int64Array:
-        lo, hi = lo.copy(), hi.copy()
-        active = np.flatnonzero(lo < hi)
-        while active.size:
-            low, high = lo[active], hi[active]
-            mid = (low + high) >> 1
-            at = self.keys[mid]
-            wanted = needles[active]
-            up = at <= wanted if right else at < wanted
-            lo[active] = np.where(up, mid + 1, low)
-            hi[active] = np.where(up, high, mid)
-            active = active[lo[active] < hi[active]]
-        return lo
 
 
 class BandIndex:
-    """LSH banding over signatures, as MinHashLSH does it, kept as sorted numpy runs.
+    """LSH banding over signatures, as MinHashLSH does it.
 
     Two articles are candidates when all ``rows`` values of at least one of the ``bands`` bands
     of their signatures are equal (MinHashLSH's rule). Each (band, band values) pair is folded
-    into one 64-bit key; keys live in a few sorted arrays merged as they grow (a log-structured
-    layout), so an article costs 12 bytes a band (a 64-bit key, a 32-bit number) and a whole
-    batch is looked up with a handful of vectorized searches. Folding can make two different
-    bands collide with probability about 2^-64 per pair; candidates are verified afterwards, so that only costs a check.
+    into one 64-bit key; folding can make two different bands collide with probability about
+    2^-64 per pair, and candidates are verified afterwards, so that only costs a check. Each
+    article has an *entry* a band, numbered ``article * bands + band``.
+
+    Until :meth:`compile`, entries live in a few sorted numpy arrays merged as they grow (a
+    log-structured layout: a whole batch is looked up with a handful of vectorized searches,
+    and nothing needs compiling). Compiled, they live in a hash table of keys, each with a
+    chain of its entries, newest first (an array indexed by entry gives the one before it):
+    one probe finds a key's whole bucket, where a sorted layout needs one search in each of
+    its O(log n) runs, and those searches miss the cache and grow in number with the index
+    (about 12 bytes an entry either way).
 
     Articles are numbered by the caller with increasing integers (their arrival order).
 
@@ -228,20 +189,28 @@ class BandIndex:
         self.bands = bands
         self.rows = rows
         self.bucket_limit = bucket_limit
-        self._runs: list[_Run] = []
-        self._kernels: ModuleType | None = None
+        self._entries = 0
+        self._runs: list[_Run] = []  # until compiled
+        self._table: _BandTable | None = None  # once compiled
         salt = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         self._salt = _fmix64(salt)
 
     def __len__(self) -> int:
-        return sum(run.keys.size for run in self._runs) // self.bands
+        return self._entries // self.bands
 
     def compile(self) -> None:
-        """Look batches up with compiled kernels from now on (:mod:`dedup._compiled`), with the
-        same results."""
-        from dedup import _compiled
-
-        self._kernels = _compiled
+        """Keep the entries in the compiled hash table from now on (see the class), with the same
+        results; the entries already held move there."""
+        if self._table is not None:
+            return
+        table = _BandTable(self.bands)
+        if self._runs:
+            keys = np.concatenate([run.keys for run in self._runs])
+            entries = np.concatenate([run.entries for run in self._runs])
+            order = np.argsort(entries, kind="stable")  # in arrival order: the newest ends up first in its chain
+            table.insert(keys[order], entries[order])
+        self._runs = []
+        self._table = table
 
     def keys(self, signatures: npt.NDArray[np.uint32]) -> _KeyArray:
         """One 64-bit key per band: shape (documents, bands)."""
@@ -260,8 +229,10 @@ class BandIndex:
     def query(self, signature: Signature) -> _Int64Array:
         """Numbers of the indexed articles sharing a band with ``signature`` (sorted, unique)."""
         flat = self.keys(signature[None, :]).ravel()
+        if self._table is not None:
+            return self._table.query(flat)
         order = np.argsort(flat)
-        found = [self._lookup(order, flat[order], run)[1] for run in self._runs]
+        found = [self._lookup(order, flat[order], run)[1] // self.bands for run in self._runs]
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def add_batch(self, numbers: npt.ArrayLike, signatures: npt.NDArray[np.uint32]) -> list[_Int64Array]:
@@ -274,23 +245,28 @@ class BandIndex:
         if n == 0:
             return []
         flat = self.keys(signatures).ravel()
-        owner_of = np.repeat(np.arange(n, dtype=np.int64), self.bands)
+        if self._table is not None:
+            found, bounds = self._table.add(flat, nums, -1 if self.bucket_limit is None else self.bucket_limit)
+            self._entries += flat.size
+            return [found[bounds[i] : bounds[i + 1]] for i in range(n)]
+        self._entries += flat.size
+        bands = self.bands
+        entries = (nums[:, None] * bands + np.arange(bands, dtype=np.int64)).ravel()
         limit = self.bucket_limit
         queries: list[_Int64Array] = []  # flat (article, band) index of each match
-        earlier: list[_Int64Array] = []
+        earlier: list[_Int64Array] = []  # the entry matched
         # Inside the batch first (its articles are the most recent): among equal keys (stable
         # order = arrival order), every earlier one, or the `limit` latest.
-        kernels = self._kernels
-        order = np.argsort(flat, kind="stable") if kernels is None else kernels.stable_argsort(flat)
+        order = np.argsort(flat, kind="stable")
         ordered = flat[order]
-        new_group = np.ones(n * self.bands, dtype=bool)
+        new_group = np.ones(n * bands, dtype=bool)
         new_group[1:] = ordered[1:] != ordered[:-1]
         group_start = np.maximum.accumulate(np.where(new_group, np.arange(ordered.size), 0))
         position = np.arange(ordered.size, dtype=np.int64)
         first = group_start if limit is None else np.maximum(group_start, position - limit)
         owner, before = _ranges(first.astype(np.int64), position - first)
         queries.append(order[owner])
-        earlier.append(nums[owner_of[order[before]]])
+        earlier.append(entries[order[before]])
         # Then the runs, newest first (every article of a run came after those of the runs before
         # it): each (article, band) takes what it still lacks of `limit` from each run, so the
         # ones found are the `limit` most recent without sorting them all.
@@ -301,22 +277,14 @@ class BandIndex:
                 wanted = wanted[need[wanted] > 0]
                 if wanted.size == 0:
                     break
-            if kernels is not None:  # the same, in one compiled pass (it lowers `need` itself)
-                found_at, found = kernels.run_lookup(run.keys, run.seqs, ordered, wanted,
-                                                     _NO_NEED if need is None else need, need is not None)
-            else:
-                found_at, found = self._lookup(wanted, ordered[wanted], run, None if need is None else need[wanted])
-                if need is not None:
-                    need -= np.bincount(found_at, minlength=need.size)
+            found_at, found = self._lookup(wanted, ordered[wanted], run, None if need is None else need[wanted])
+            if need is not None:
+                need -= np.bincount(found_at, minlength=need.size)
             queries.append(order[found_at])
             earlier.append(found)
-        self._push(ordered, nums[owner_of[order]])
-        query = np.concatenate(queries)
-        found = np.concatenate(earlier)
-        pairs_later = owner_of[query]
-        if kernels is not None:
-            flat, bounds = kernels.unique_candidates(pairs_later, found, nums)
-            return [flat[bounds[i] : bounds[i + 1]] for i in range(n)]
+        self._push(ordered, entries[order])
+        pairs_later = np.concatenate(queries) // bands
+        found = np.concatenate(earlier) // bands
         keep = nums[pairs_later] != found
         # One int64 key a pair (batch position, earlier number): a flat sort, not a row-wise unique.
         span = np.int64(int(max(nums.max(), found.max(initial=0))) + 1)
@@ -333,35 +301,92 @@ class BandIndex:
         if nums.size == 0:
             return
         flat = self.keys(signatures).ravel()
-        order = np.argsort(flat, kind="stable") if self._kernels is None else self._kernels.stable_argsort(flat)
-        self._push(flat[order], np.repeat(nums, self.bands)[order])
+        entries = (nums[:, None] * self.bands + np.arange(self.bands, dtype=np.int64)).ravel()
+        if self._table is not None:
+            self._table.insert(flat, entries)
+            self._entries += flat.size
+            return
+        self._entries += flat.size
+        order = np.argsort(flat, kind="stable")
+        self._push(flat[order], entries[order])
 
     @staticmethod
     def _lookup(order: _Int64Array, needles: _KeyArray, run: _Run,
                 limit: int | _Int64Array | None = None) -> tuple[_Int64Array, _Int64Array]:
+        """The needles' matches in a run: (their place in ``order``, the entry matched)."""
         # ``limit`` may differ per needle.
         lo, hi = run.bounds(needles)
         if limit is not None:  # equal keys are in arrival order: the most recent are last
             lo = np.maximum(lo, hi - limit)
         owner, at = _ranges(lo, hi - lo)
-        return order[owner], run.seqs[at].astype(np.int64)
+        return order[owner], run.entries[at]
 
-    def _push(self, keys: _KeyArray, seqs: npt.NDArray[np.integer[Any]]) -> None:
-        if seqs.size and int(seqs.max()) > np.iinfo(np.int32).max:
-            raise OverflowError("BandIndex numbers articles with 32-bit integers (up to 2,147,483,647)")
+    def _push(self, keys: _KeyArray, entries: _Int64Array) -> None:
         runs = self._runs
-        runs.append(_Run(keys, seqs.astype(np.int32)))
+        runs.append(_Run(keys, entries))
         # Merge while the newest run is at least half the size of the one before it: O(log n) runs,
         # none larger than _MAX_RUN entries (merging two huge runs would double the memory).
         while (len(runs) >= 2 and runs[-1].keys.size * 2 >= runs[-2].keys.size
                and runs[-1].keys.size + runs[-2].keys.size <= _MAX_RUN):
             newer, older = runs.pop(), runs.pop()
-            if self._kernels is not None:
-                runs.append(_Run(*self._kernels.merge_runs(older.keys, older.seqs, newer.keys, newer.seqs)))
-                continue
             merged_keys = np.concatenate([older.keys, newer.keys])
             order = np.argsort(merged_keys, kind="stable")
-            runs.append(_Run(merged_keys[order], np.concatenate([older.seqs, newer.seqs])[order]))
+            runs.append(_Run(merged_keys[order], np.concatenate([older.entries, newer.entries])[order]))
+
+
+class _BandTable:
+    """The compiled band index's storage (see :class:`BandIndex`): an open-addressing table of
+    keys with the newest entry of each, grown to stay at most 70% full, and the chain array
+    (the entry before each entry under its key, -1 for the first)."""
+
+    FIRST_SLOTS = 1 << 16
+
+    def __init__(self, bands: int) -> None:
+        from dedup import _compiled
+
+        self._kernels = _compiled
+        self._bands = bands
+        self._keys = np.zeros(self.FIRST_SLOTS, dtype=np.uint64)
+        self._heads = np.full(self.FIRST_SLOTS, -1, dtype=np.int32)
+        self._used = 0  # keys in the table
+        self._chain = np.empty(1 << 16, dtype=np.int32)
+        self._stamps = np.zeros(1 << 12, dtype=np.int64)
+
+    def _make_room(self, keys: int, top_entry: int, top_number: int) -> None:
+        if top_entry > np.iinfo(np.int32).max:
+            raise OverflowError(f"the band index holds up to {(np.iinfo(np.int32).max + 1) // self._bands:,} "
+                                f"articles numbered from 0 ({self._bands} bands each)")
+        capacity = self._heads.size
+        while (self._used + keys) * 10 > capacity * 7:
+            capacity *= 2
+        if capacity > self._heads.size:
+            self._keys, self._heads = self._kernels.band_table_grown(self._keys, self._heads, capacity)
+        if top_entry >= self._chain.size:
+            chain = np.empty(max(top_entry + 1, self._chain.size + self._chain.size // 2), dtype=np.int32)
+            chain[: self._chain.size] = self._chain
+            self._chain = chain
+        if top_number >= self._stamps.size:
+            stamps = np.zeros(max(top_number + 1, 2 * self._stamps.size), dtype=np.int64)
+            stamps[: self._stamps.size] = self._stamps
+            self._stamps = stamps
+
+    def insert(self, keys: _KeyArray, entries: _Int64Array) -> None:
+        if not entries.size:
+            return
+        self._make_room(keys.size, int(entries.max()), 0)
+        self._used += self._kernels.band_table_insert(self._keys, self._heads, self._chain, keys, entries)
+
+    def add(self, keys: _KeyArray, numbers: _Int64Array, limit: int) -> tuple[_Int64Array, _Int64Array]:
+        top = int(numbers.max())
+        self._make_room(keys.size, (top + 1) * self._bands - 1, top)
+        found, bounds, new = self._kernels.band_table_add(self._keys, self._heads, self._chain, keys, numbers,
+                                                          self._bands, limit, self._stamps)
+        self._used += new
+        return found, bounds
+
+    def query(self, keys: _KeyArray) -> _Int64Array:
+        found: _Int64Array = self._kernels.band_table_query(self._keys, self._heads, self._chain, keys, self._bands)
+        return found
 
 
 class SharedTextCounter:

@@ -291,8 +291,9 @@ def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: d
     import sys
     import time
 
+    # Large enough that the scan is still running when it is interrupted (it takes several seconds).
     rows = [{"id": f"{k}-{n}", "text": f"{t} رقم {n}", "published": f"2015-07-2{n % 9 + 1} 08:00:00"}
-            for n in range(4000) for k, t in stories.items()]
+            for n in range(12_000) for k, t in stories.items()]
     src = write_jsonl(tmp_path / "big.jsonl", rows)
     out = tmp_path / "out" / "items.parquet"
     scratch = tmp_path / "scratch"

@@ -145,7 +145,8 @@ def test_ctrl_c_inside_compiled_code_is_still_an_interruption_and_rolls_back(
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt as exc:
-            raise SystemError("CPUDispatcher(<function run_lookup>) returned a result with an exception set") from exc
+            raise SystemError("CPUDispatcher(<function band_table_add>) returned a result with an exception "
+                              "set") from exc
 
     with Detector.open(tmp_path) as d:
         d.add(art("a", stories["tech"]))
