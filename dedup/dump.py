@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-import numpy as np
 import polars as pl
 
 from dedup._errors import InputError
@@ -260,13 +259,20 @@ class Dump:
     def _check_block(self, run: Path, future: Future[list[_Checked]], path: str, index: int,
                      seen: dict[str, tuple[int, int]]) -> None:
         dropped: set[int] = set()
+        unit = _unit_of(path)
+        where = index << 40
+        count = 0
         for entry in future.result():
             number = entry[0]
+            # The usual case first, as _first_time notes it: an article whose id is new.
+            if len(entry) == 3 and entry[1] not in seen:
+                seen[entry[1]] = (entry[2], where | number)
+                count += 1
+                continue
             try:
                 if len(entry) == 2:
                     raise entry[1]
-                if not _first_time(entry[1], entry[2], number, path, _unit_of(path), self._report, seen, index,
-                                   self._paths):
+                if not _first_time(entry[1], entry[2], number, path, unit, self._report, seen, index, self._paths):
                     dropped.add(number)
                     continue
             except InputError as exc:
@@ -275,7 +281,8 @@ class Dump:
                 self._report.skipped.append(str(exc))
                 dropped.add(number)
                 continue
-            self._count += 1
+            count += 1
+        self._count += count
         if dropped:
             self._dropped[run] = frozenset(dropped)
 
@@ -549,7 +556,6 @@ def _jsonl_spans(path: str) -> Iterator[tuple[int, tuple[int, int]]]:
     process's memory; a new buffer each time costs more in page faults than the reading)."""
     line, start, read, step = 1, 0, 0, min(_FIRST_BLOCK_BYTES, _BLOCK_BYTES)
     buffer = bytearray(_BLOCK_BYTES)
-    view, is_end = np.frombuffer(buffer, dtype=np.uint8), np.empty(_BLOCK_BYTES, dtype=np.bool_)
     with open(path, "rb", buffering=0) as fh:
         while size := fh.readinto(memoryview(buffer)[:step]):
             read += size
@@ -559,7 +565,7 @@ def _jsonl_spans(path: str) -> Iterator[tuple[int, tuple[int, int]]]:
                 continue
             end = read - size + cut
             yield line, (start, end)
-            line += int(np.count_nonzero(np.equal(view[:cut], 10, out=is_end[:cut])))
+            line += buffer.count(b"\n", 0, cut)
             start = end
     if start < read:
         yield line, (start, read)
