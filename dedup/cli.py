@@ -75,23 +75,9 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     shown on stderr when it is a terminal; the outputs are written under a temporary name and
     renamed when complete, so an interrupted run (Ctrl-C) leaves no partial file.
     """
-    # Imported here, not at the top: spawned workers import this module again, and need no polars.
-    from dedup.dump import (
-        ITEM_SCHEMA,
-        STORY_BATCH,
-        STORY_SCHEMA,
-        Columns,
-        Dump,
-        ReadReport,
-        expand_inputs,
-        story_row,
-        write_table,
-    )
-
     if match_only and state is None:
         raise click.UsageError("--match-only needs --state DIR (the state to match against)")
     started = time.perf_counter()
-    report = ReadReport()
     sizes: Counter[str] = Counter()
     copies = 0
 
@@ -108,10 +94,26 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     # thresholds are not put back then, which would first run a full collection of everything
     # still alive (0.18 s at 100k articles, and it grows with them) for nothing.
     with _signals_unwind(), _rare_collections(restore=not _EXIT_WHEN_DONE):
-        # The workers start (and import the engine) while the dump is read.
+        # The workers start (and import the engine) while this process imports the readers and
+        # reads the dump.
         pool = worker_pool(workers) if workers > 1 and not match_only else None
         ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
         try:
+            # Imported here, not at the top: spawned workers import this module again, and need no
+            # polars.
+            from dedup.dump import (
+                ITEM_SCHEMA,
+                STORY_BATCH,
+                STORY_SCHEMA,
+                Columns,
+                Dump,
+                ReadReport,
+                expand_inputs,
+                story_row,
+                write_table,
+            )
+
+            report = ReadReport()
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
