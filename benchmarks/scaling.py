@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import itertools
 import json
 import random
 import resource
@@ -170,6 +171,7 @@ def main() -> int:
         tools[name] = functools.partial(_peer_command, args.peer_python, runner, options)
     print(f"{'size':>8} {'tool':19} {'wall s':>8} {'docs/s':>8} {'max MiB':>8} {'tree MiB':>8} {'pair P':>7} "
           f"{'pair R':>7} {'pair F1':>7} {'B3 F1':>7}")
+    ours_at: dict[int, float] = {}  # our median wall at each size, for the growth curve
     for size in (int(s) for s in args.sizes.split(",")):
         corpus, truth = args.out / f"corpus_{size}.jsonl", args.out / f"gold_{size}.jsonl"
         if not (corpus.exists() and truth.exists() and _generated_with(args.out, size, args.seed)):
@@ -202,10 +204,16 @@ def main() -> int:
                   f"{score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} {score['bcubed_f1']:7.3f}{spread}",
                   flush=True)
         ours = medians.get("dedup scan")
+        if ours:
+            ours_at[size] = ours
         if ours and len(medians) > 1:
             print(f"{size:>8} median wall of each peer / ours: "
                   + ", ".join(f"{name} {wall / ours:.2f}x" for name, wall in medians.items() if name != "dedup scan"),
                   flush=True)
+    grown = sorted(ours_at)
+    for small, large in itertools.pairwise(grown):  # linear growth: the time grows as the articles do
+        print(f"dedup scan from {small:,} to {large:,} articles ({large / small:.3g}x as many): "
+              f"{ours_at[large] / ours_at[small]:.2f}x the time")
     print(f"({time.strftime('%Y-%m-%d %H:%M')}; max MiB: largest single process, tree MiB: the process tree "
           f"summed, sampled every 0.1 s; generated files in {args.out})")
     return 0
