@@ -21,11 +21,11 @@ import tempfile
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -295,12 +295,21 @@ def prepare_many(articles: list[Article], config: SketchConfig) -> list[Prepared
 _signers: dict[SketchConfig, Signer] = {}
 
 
-def worker_pool(workers: int) -> ProcessPoolExecutor:
+class WorkerPool(ProcessPoolExecutor):
+    """A :class:`ProcessPoolExecutor` that says whether its workers are up (:attr:`started`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = threading.Event()  # the warm-up tasks have run: the workers are up
+
+
+def worker_pool(workers: int) -> WorkerPool:
     """Worker processes for :meth:`Detector.add_many`, already importing the engine.
 
     Not forked from this process: forking a process that runs threads (polars, the daemon) can
     deadlock. Where the platform has it, a fork server imports the engine once and forks the
-    workers from itself (one import for all of them); elsewhere they are spawned.
+    workers from itself (one import for all of them); elsewhere they are spawned. The pool
+    says when they are up (``started``): until then the caller may as well do work itself.
     """
     context: multiprocessing.context.BaseContext
     if "forkserver" in multiprocessing.get_all_start_methods():
@@ -309,14 +318,16 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
         context = server
     else:
         context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup)
+    pool = WorkerPool(workers, mp_context=context, initializer=_worker_setup)
 
     def start() -> None:
         try:
-            for _ in range(workers):
-                pool.submit(_warm)
+            warming = [pool.submit(_warm) for _ in range(workers)]
         except (RuntimeError, OSError):  # shut down meanwhile, or broken: the next submit says so
-            pass
+            pool.started.set()
+            return
+        wait(warming)
+        pool.started.set()
 
     # Starting the workers waits for the fork server to import the engine: that is done beside
     # the caller (which can read its input meanwhile), not in its way.

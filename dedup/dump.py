@@ -120,7 +120,9 @@ class Dump:
     the files are read there, a block each, and each block is written to a run of its own in
     time order: this process reads the raw blocks of JSONL lines (or decodes CSV and Parquet
     batches with polars), the workers turn them into articles, and this process checks the ids
-    and reports the errors in file order, exactly as when it reads them itself. Their articles
+    and reports the errors in file order, exactly as when it reads them itself. Until the
+    workers are up (a :class:`dedup.detector.WorkerPool` says), this process parses the
+    blocks of a plain JSONL file itself, the same way. Their articles
     are not handed to ``on_read`` (the workers are busy reading). A smaller dump is read here,
     while the pool sketches what ``on_read`` hands it: starting workers on polars costs more
     than it saves.
@@ -235,7 +237,14 @@ class Dump:
                 run = self._run_path()
                 self._runs.append(run)
                 self._read_there.add(run)
-                if jsonl:
+                task: Future[list[_Checked]]
+                if plain and not _workers_up(pool):  # this process has nothing else to do meanwhile
+                    task = Future()
+                    try:
+                        task.set_result(_read_block(path, first, block, self._columns, str(run)))
+                    except Exception as exc:  # as from a worker: raised when the block is checked
+                        task.set_exception(exc)
+                elif jsonl:
                     task = pool.submit(_read_block, path, first, block, self._columns, str(run))
                 else:
                     task = pool.submit(_read_table_block, path, first, block, self._columns, _unit_of(path), str(run))
@@ -302,6 +311,12 @@ class Dump:
             if on_place is not None:
                 on_place(article, place)
             yield article
+
+
+def _workers_up(pool: Executor) -> bool:
+    """Whether a pool's workers are up (a pool that does not say is taken to be)."""
+    started = getattr(pool, "started", None)  # dedup.detector.WorkerPool's
+    return started is None or bool(started.is_set())
 
 
 RUN_ROWS = 50_000  # articles sorted in memory at a time; larger dumps are sorted in runs on disk

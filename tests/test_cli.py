@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import polars as pl
@@ -627,6 +628,27 @@ def readers(worker_pool_of_two: Executor, monkeypatch: pytest.MonkeyPatch) -> Ex
     return worker_pool_of_two
 
 
+class _Starting(Executor):
+    """A worker pool as a dump sees it while its workers start (dedup.detector.WorkerPool's
+    ``started``): up once it was asked ``blocks_here`` times (blocks read in this process)."""
+
+    class _UpAfter:
+        def __init__(self, asked: int) -> None:
+            self.left = asked
+
+        def is_set(self) -> bool:
+            self.left -= 1
+            return self.left < 0
+
+    def __init__(self, pool: Executor | None, blocks_here: int) -> None:
+        self._pool = pool  # None: no worker ever comes up, nothing may be handed to one
+        self.started = self._UpAfter(blocks_here)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        assert self._pool is not None, f"{fn.__name__} was handed to a worker that is not up"
+        return self._pool.submit(fn, *args, **kwargs)
+
+
 def read_placed(path: Path, pool: Executor | None) -> tuple[list[Article], ReadReport, int]:
     """The articles of a dump read with --skip-bad (sorted in runs of 8), its report and its
     number of runs; each article handed on with its place in a run is read back from there."""
@@ -673,10 +695,16 @@ def test_worker_read_jsonl_gives_the_same_articles_errors_and_counts(
     assert there_report.skipped == here_report.skipped and len(here_report.skipped) == 3
     assert [s.split(":")[1] for s in here_report.skipped] == ["13", "32", "37"]
     assert there_report.repeated == here_report.repeated == 1
+    # While the workers start, this process parses the blocks itself (the first few, or all):
+    # the same again.
+    for starting_pool in (_Starting(readers, 2), _Starting(None, 10**6)):
+        starting, starting_report, _ = read_placed(path, starting_pool)
+        assert starting == here and starting_report.skipped == here_report.skipped
+        assert starting_report.repeated == 1
     # Stopped at the bad line while later blocks are still being parsed: nothing is left behind.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    for pool in (None, readers):
+    for pool in (None, readers, _Starting(None, 10**6)):
         with pytest.raises(InputError, match=r"in\.jsonl:13: malformed JSON"):
             Dump([path], ReadReport(), pool=pool).__enter__()
         assert list((tmp_path / "tmp").iterdir()) == []
