@@ -292,7 +292,8 @@ def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: d
     import sys
     import time
 
-    # Large enough that the scan is still running when it is interrupted (it takes several seconds).
+    # More rows than are sorted in memory (RUN_ROWS): the scan writes sorted runs to a temporary
+    # folder, and adding them takes seconds more after that.
     rows = [{"id": f"{k}-{n}", "text": f"{t} رقم {n}", "published": f"2015-07-2{n % 9 + 1} 08:00:00"}
             for n in range(12_000) for k, t in stories.items()]
     src = write_jsonl(tmp_path / "big.jsonl", rows)
@@ -302,7 +303,10 @@ def test_interrupting_a_scan_leaves_no_partial_output(tmp_path: Path, stories: d
     proc = subprocess.Popen([sys.executable, "-m", "dedup.cli", "scan", str(src), "-o", str(out), "-j", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(scratch)})
-    time.sleep(2.5)
+    # Interrupted once it is under way (its temporary folder is there), however fast the machine.
+    deadline = time.monotonic() + 60
+    while not any(scratch.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(getattr(signal, signame))
     out_text, err = proc.communicate(timeout=120)
     assert "Traceback" not in err and "items," not in out_text
