@@ -115,12 +115,17 @@ def test_the_compiled_index_refuses_numbers_its_entries_cannot_hold() -> None:
     assert [c.tolist() for c in index.add_batch([0, 1], np.zeros((2, 128), dtype=np.uint32))] == [[], [0]]
 
 
-def test_query_does_not_add(stories: dict[str, str]) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_query_does_not_add(stories: dict[str, str], compiled: bool) -> None:
     sigs = _signatures(list(stories.values()))
     index = BandIndex(64, 2)
+    if compiled:
+        index.compile()
+    assert index.query(sigs[0]).tolist() == []  # nothing in it yet
     index.add(np.arange(len(sigs)), sigs)
     assert index.query(sigs[2]).tolist() == [2]
     assert len(index) == len(sigs)
+    assert index.add_batch([len(sigs)], sigs[2:3])[0].tolist() == [2]  # the query left no trace
 
 
 @settings(max_examples=80, deadline=None)
