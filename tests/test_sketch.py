@@ -158,3 +158,21 @@ def test_compiled_shingles_and_signatures_equal_numpy_bit_for_bit(lists: list[li
 def test_shingles_of_more_words_than_the_mix_has_are_refused() -> None:
     with pytest.raises(ValueError, match="more than 8 words"):
         Signer(SketchConfig(shingle_words=9)).shingle_and_sign([np.arange(20, dtype=np.uint64)], 9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.one_of(
+    st.lists(st.integers(0, 2**32 - 1), max_size=600),  # hashes: evenly spread
+    st.lists(st.integers(0, 40), min_size=100, max_size=600),  # many repeats, all in the first bucket
+    st.lists(st.integers(2**32 - 2**12, 2**32 - 1), min_size=100, max_size=600)),  # crowded at the top
+    before=st.integers(0, 3), after=st.integers(0, 3))
+def test_the_shingle_sort_sorts_its_slice_and_nothing_else(values: list[int], before: int, after: int) -> None:
+    """The compiled pass sorts each text's shingles with buckets then insertion (a full sort when
+    the values crowd): whatever the values, the slice ends up as ``sorted`` has it."""
+    from dedup.text.wordhash import _sort
+
+    guard = [7] * before + values + [5] * after
+    array = np.array(guard, dtype=np.uint32)
+    _sort(array, before, before + len(values), np.empty(max(len(values), 1), dtype=np.uint32),
+          np.empty(2 * len(values) + 2, dtype=np.int64))
+    assert array.tolist() == [7] * before + sorted(values) + [5] * after
