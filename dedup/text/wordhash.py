@@ -236,9 +236,9 @@ def _sort(values: npt.NDArray[np.uint32], first: int, end: int, scratch: npt.NDA
         starts[b + 1] += starts[b]
     for i in range(first, end):
         v = values[i]
-        b = np.int64(v >> shift)
-        scratch[starts[b]] = v
-        starts[b] += 1
+        bucket = np.int64(v >> shift)
+        scratch[starts[bucket]] = v
+        starts[bucket] += 1
     budget = _SORT_MOVES * n
     for i in range(1, n):
         v = scratch[i]
