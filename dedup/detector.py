@@ -411,16 +411,31 @@ class _Archive:
             self._flush()
         return start
 
+    def _append_array(self, values: HashArray) -> int:
+        """Write an array's bytes straight from its memory (after what is pending): a copy of
+        megabytes is fresh memory, which costs more to touch than to write."""
+        self._flush()
+        start = self._end
+        with values.data as view, view.cast("B") as data:
+            self._write(data)
+            self._end += len(data)
+        self._flushed = self._end
+        return start
+
     def _flush(self) -> None:
+        if self._pending:
+            with memoryview(self._pending) as pending:
+                self._write(pending)
+        self._pending.clear()
+        self._flushed = self._end
+
+    def _write(self, data: memoryview) -> None:
         if self._file is None:
             # Open as long as the detector; close() closes it (and the system deletes it).
             self._file = tempfile.TemporaryFile(prefix="dedup-archive-", buffering=0)  # noqa: SIM115
         written = 0
-        with memoryview(self._pending) as pending:
-            while written < len(pending):  # an unbuffered write may take only part
-                written += self._file.write(pending[written:]) or 0
-        self._pending.clear()
-        self._flushed = self._end
+        while written < len(data):  # an unbuffered write may take only part
+            written += self._file.write(data[written:]) or 0
 
     def _read(self, start: int, size: int) -> bytes:
         if size == 0:
@@ -448,7 +463,7 @@ class _Archive:
         if self._store is not None:
             self._starts.extend(itertools.repeat(0, sizes.size))
             return
-        start = self._append(sets.astype("<u4", copy=False).tobytes())
+        start = self._append_array(np.ascontiguousarray(sets, dtype="<u4"))
         # An empty set has no place (as put gives it): 0.
         self._starts.extend(np.where(sizes > 0, start + 4 * (ends - sizes), 0).tolist())  # in bytes
 
