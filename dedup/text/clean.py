@@ -187,7 +187,9 @@ def _clean_lines(lines: list[str], title: str = "") -> tuple[str, list[str], lis
             folded in _FURNITURE
             or (words <= 6 and _is_date_stamp(folded))
             or _FURNITURE_PATTERNS.match(line)
-            or (("twitter" in line or "(@" in line) and _TWEET.search(line))
+            # A tweet's residue holds "twitter" or "(@": looking for one character first is
+            # several times faster (CPython widens a Latin needle to search Arabic text).
+            or (("w" in line or "@" in line) and _TWEET.search(line))
             or (words <= 8 and _BULLET.match(raw))
         ):
             flush_run()
