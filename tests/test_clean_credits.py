@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -112,3 +113,12 @@ def test_a_byline_gives_the_same_credits_each_time() -> None:
 def test_the_credits_of_a_cleaned_page_are_read_from_its_lines_as_from_its_text(text: str) -> None:
     cleaned = clean(text)
     assert credits.credits_in_lines(cleaned.source_lines) == detect_credits(cleaned.with_sources)
+
+
+@given(st.lists(st.integers(0, 30), max_size=6), st.sampled_from([" ", "  ", "\t", " \u00a0"]))
+def test_an_appended_article_needs_forty_words_after_its_marker(counts: list[int], gap: str) -> None:
+    """A marker line ("اقرأ أيضاً:") splits an appended article off only when at least 40 words
+    follow it, however they are spread over the lines (counted a line at a time, up to 40)."""
+    cleaning = importlib.import_module("dedup.text.clean")  # the module (dedup.text.clean is the function)
+    lines = ["نص الخبر", "اقرأ أيضاً:", *(gap.join(["كلمة"] * k) for k in counts)]
+    assert cleaning._appended_at(lines) == (1 if sum(counts) >= 40 else None)

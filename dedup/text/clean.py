@@ -98,9 +98,12 @@ def _appended_at(lines: list[str]) -> int | None:
         # The colon separates the appended-article marker from the in-body link blocks
         # (a bare "اقرأ أيضاً" line followed by one linked headline).
         if i > 0 and len(line) < 40 and line.rstrip().endswith(":") and normalize(line) in _READ_ALSO:
-            rest = " ".join(lines[i + 1 :]).split()
-            if len(rest) >= _MIN_APPENDED_WORDS:
-                return i
+            # At least so many words after it (counted a line at a time, up to the number needed).
+            words = 0
+            for later in lines[i + 1 :]:
+                words += len(later.split(None, _MIN_APPENDED_WORDS - words))
+                if words >= _MIN_APPENDED_WORDS:
+                    return i
     return None
 
 
