@@ -516,11 +516,15 @@ class _LiveShingles:
     Articles are appended in number order and leave in number order (:meth:`release`), so the
     sets live in one growing array: a compiled kernel reads any of them by number without a
     Python object per set (``sets``, ``ends`` and ``base``: article ``seq``'s set is
-    ``sets[ends[seq - 1] - base : ends[seq] - base]``). The array is copied into a new one,
-    with half as much room again as the live sets need, when it fills or when released
-    articles hold more than half as much of it as the live ones (as the template window slides,
-    a set is then copied about twice, not four times); it is never changed where it was handed
-    out, so a set read before stays valid.
+    ``sets[ends[seq - 1] - base : ends[seq] - base]``). The array is copied into another one,
+    with at least half as much room again as the live sets need, when it fills or when
+    released articles hold more than half as much of it as the live ones (as the template
+    window slides, a set is then copied about twice, not four times).
+
+    The array a move leaves is kept for a later move that it has room for (the largest such
+    one): fresh memory costs a page fault every 4 KiB when it is first written, which took
+    more time than the copying. So a set read (:meth:`get`, ``sets``) is valid until the
+    next move, not longer: a caller that keeps one copies it.
     """
 
     _MIN = 1 << 16
@@ -531,6 +535,7 @@ class _LiveShingles:
         self._ends = np.empty(1024, dtype=np.int64)
         self._count = 0  # articles appended
         self.first = 0  # the first article not released
+        self._spare: npt.NDArray[np.uint32] | None = None  # the largest array a move left
 
     @property
     def ends(self) -> npt.NDArray[np.int64]:
@@ -582,11 +587,19 @@ class _LiveShingles:
             self._move(live)
 
     def _move(self, needed: int) -> None:
-        """Into a new array with room for ``needed`` shingles and half as many more."""
+        """Into an array with room for ``needed`` shingles and at least half as many more: the
+        spare one if it has that room, else a new one."""
         start, end = self._start(self.first), self._start(self._count)
-        sets = np.empty(needed + max(needed // 2, self._MIN), dtype=np.uint32)
-        sets[: end - start] = self.sets[start - self.base : end - self.base]
+        room = needed + max(needed // 2, self._MIN)
+        spare, left = self._spare, self.sets
+        if spare is not None and spare.size >= room:
+            sets, self._spare = spare, None
+        else:
+            sets = np.empty(room, dtype=np.uint32)
+        sets[: end - start] = left[start - self.base : end - self.base]
         self.sets, self.base = sets, start
+        if self._spare is None or left.size > self._spare.size:
+            self._spare = left
 
 
 class Detector:
@@ -1159,7 +1172,8 @@ class Detector:
             title, url, byline, credit_text, fetched_at = self._archive.get_details(seq)
             row = dataclasses.replace(row, title=title or "", url=url or "", byline=byline or "",
                                       credit_text=credit_text, fetched_at=fetched_at or "")
-        return dataclasses.replace(row, shingles=self._shingles(seq))
+        # A copy: the live sets' memory is reused once they moved (see _LiveShingles).
+        return dataclasses.replace(row, shingles=self._shingles(seq).copy())
 
     # -- reading ------------------------------------------------------------------------------
 

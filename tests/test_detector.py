@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from unittest import mock
 
@@ -515,7 +516,8 @@ def test_a_later_copy_finds_an_appended_article_only_near_its_page(stories: dict
 def test_live_shingle_sets_read_back_what_was_appended_across_moves(
         steps: list[tuple[list[int], bool, int]]) -> None:
     """Sets appended one at a time or a batch at a time (as the compiled matcher keeps them) are
-    read back as they were, while the array moves and its index of ends grows."""
+    read back as they were, while the array moves (into arrays that earlier moves left, too)
+    and its index of ends grows; a set read stays as it was until the array next moves."""
     import numpy as np
 
     from dedup.detector import _LiveShingles
@@ -528,22 +530,45 @@ def test_live_shingle_sets_read_back_what_was_appended_across_moves(
         for sizes, batched, releasing in steps:
             batch = [np.arange((len(kept) + i) * 100, (len(kept) + i) * 100 + size, dtype=np.uint32)
                      for i, size in enumerate(sizes)]
+            before = live.sets
             if batched:
                 live.extend(batch)
             else:
                 for values in batch:
                     live.append(values)
+            if live.sets is not before:  # moved: what was read before may be overwritten later
+                handed_out.clear()
             for values in batch:
                 kept.append(values)
                 handed_out.append((live.get(len(kept) - 1), values))
+            before = live.sets
             live.release(min(live.first + releasing, len(kept)))
+            if live.sets is not before:
+                handed_out.clear()
+            assert all(view.tolist() == values.tolist() for view, values in handed_out)
             for seq in range(live.first, len(kept)):
                 assert live.get(seq).tolist() == kept[seq].tolist()
                 ends = live.ends
                 assert live.sets[(ends[seq - 1] if seq else 0) - live.base : ends[seq] - live.base].tolist() == \
                     kept[seq].tolist()
-        # A set read before stays as it was, whatever moved since.
-        assert all(view.tolist() == values.tolist() for view, values in handed_out)
+
+
+def test_a_record_keeps_its_shingles_while_the_detector_goes_on() -> None:
+    """A record's shingle set is the caller's: the memory the detector reads live sets from is
+    reused as it moves, and that must not change a set handed out before."""
+    from dedup.detector import _LiveShingles
+
+    words = [f"كلمة{i}" for i in range(400)]
+    with mock.patch.object(_LiveShingles, "_MIN", 4), Detector.in_memory() as d:  # tiny: moves often
+        kept = {}
+        for i in range(60):  # a day apart: older articles leave the template window, and the array shrinks
+            day = datetime.date(2024, 1, 1) + datetime.timedelta(days=i)
+            d.add(Article(id=f"a{i}", text=" ".join(words[i * 5 : i * 5 + 40]), published=day.isoformat()))
+            shingles = d.record(f"a{i}").shingles
+            kept[i] = (shingles, shingles.tolist())
+        assert d._live._spare is not None  # moves left memory to reuse
+        assert all(shingles.tolist() == values == d.record(f"a{i}").shingles.tolist()
+                   for i, (shingles, values) in kept.items())
 
 
 _EDITS = (lambda t: t, new_headline, first_half, boilerplate, house_spelling)
