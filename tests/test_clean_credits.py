@@ -122,3 +122,18 @@ def test_an_appended_article_needs_forty_words_after_its_marker(counts: list[int
     cleaning = importlib.import_module("dedup.text.clean")  # the module (dedup.text.clean is the function)
     lines = ["نص الخبر", "اقرأ أيضاً:", *(gap.join(["كلمة"] * k) for k in counts)]
     assert cleaning._appended_at(lines) == (1 if sum(counts) >= 40 else None)
+
+
+@given(st.lists(st.sampled_from(["a", "ب", " ", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85",
+                                  "\u2028", "\u2029", "\x1f", "\t"])).map("".join))
+def test_cleaning_cuts_lines_where_splitlines_does(text: str) -> None:
+    """Cleaning splits a page at "\\n" when that is its only line break: the lines are always
+    those of str.splitlines."""
+    cleaning = importlib.import_module("dedup.text.clean")  # the module (dedup.text.clean is the function)
+    assert cleaning._lines(text) == text.splitlines()
+
+
+def test_cleaning_knows_every_character_splitlines_cuts_at() -> None:
+    cleaning = importlib.import_module("dedup.text.clean")  # the module (dedup.text.clean is the function)
+    breaks = [chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) == 2]
+    assert breaks and all(cleaning._lines(f"a{c}b") == ["a", "b"] for c in breaks)

@@ -92,6 +92,22 @@ class Cleaned:
         return "\n".join(self.source_lines)
 
 
+# Where str.splitlines cuts a line besides "\n".
+_OTHER_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _lines(text: str) -> list[str]:
+    """``text.splitlines()``: when "\n" is the only line break in ``text`` (nine one-character
+    searches say so), a split at "\n", which takes a third of the time on an Arabic page."""
+    for c in _OTHER_BREAKS:
+        if c in text:
+            return text.splitlines()
+    lines = text.split("\n")
+    if not lines[-1]:  # splitlines has no empty line after a final break (nor for "")
+        lines.pop()
+    return lines
+
+
 def _appended_at(lines: list[str]) -> int | None:
     """Where an appended article's marker line is, if there is one."""
     for i, line in enumerate(lines):
@@ -118,7 +134,7 @@ def clean(text: str, title: str = "") -> Cleaned:
     >>> clean(page).main
     'نص الخبر الأول هنا\\nبقية الخبر'
     """
-    lines = text.splitlines()
+    lines = _lines(text)
     embedded: list[str] = []
     at = _appended_at(lines)
     if at is not None:
