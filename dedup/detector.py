@@ -587,12 +587,13 @@ class _LiveShingles:
             self._move(live)
 
     def _move(self, needed: int) -> None:
-        """Into an array with room for ``needed`` shingles and at least half as many more: the
-        spare one if it has that room, else a new one."""
+        """Into the spare array if it has room for ``needed`` shingles and a quarter as many
+        more, else into a new one with room for half as many more (fresh memory costs more than
+        an early move: a spare just short of the half took 0.1 s more at 100k articles)."""
         start, end = self._start(self.first), self._start(self._count)
         room = needed + max(needed // 2, self._MIN)
         spare, left = self._spare, self.sets
-        if spare is not None and spare.size >= room:
+        if spare is not None and spare.size >= needed + max(needed // 4, self._MIN):
             sets, self._spare = spare, None
         else:
             sets = np.empty(room, dtype=np.uint32)

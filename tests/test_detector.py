@@ -553,6 +553,27 @@ def test_live_shingle_sets_read_back_what_was_appended_across_moves(
                     kept[seq].tolist()
 
 
+def test_a_move_reuses_a_spare_array_that_has_room_for_a_quarter_more() -> None:
+    """Fresh memory is slow to touch the first time: a move goes into the array an earlier
+    move left when it has room for the live sets and a quarter as many more, not only half."""
+    import numpy as np
+
+    from dedup.detector import _LiveShingles
+
+    with mock.patch.object(_LiveShingles, "_MIN", 4):
+        live = _LiveShingles()
+        live.extend([np.arange(100, dtype=np.uint32)])
+        spare = np.empty(130, dtype=np.uint32)  # room for 100 and 30 more: a quarter, not half
+        live._spare = spare
+        live._move(100)
+        assert live.sets is spare
+        assert live.get(0).tolist() == list(range(100))
+        live._spare = small = np.empty(120, dtype=np.uint32)  # less than a quarter more: a new array
+        live._move(100)
+        assert live.sets is not small and live.sets.size >= 150
+        assert live.get(0).tolist() == list(range(100))
+
+
 def test_a_record_keeps_its_shingles_while_the_detector_goes_on() -> None:
     """A record's shingle set is the caller's: the memory the detector reads live sets from is
     reused as it moves, and that must not change a set handed out before."""
