@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import itertools
 import logging
+import operator
 import os
 import signal
 import sys
@@ -88,6 +90,13 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             copies += not row["is_canonical"]
             yield row
 
+    def counted_columns(batches: Iterator[dict[str, list[Any]]]) -> Iterator[dict[str, list[Any]]]:
+        nonlocal copies
+        for batch in batches:
+            sizes.update(batch["cluster"])
+            copies += batch["is_canonical"].count(False)
+            yield batch
+
     # SIGTERM (a job scheduler stopping the run) unwinds like Ctrl-C: no partial output, no
     # temporary files left behind.
     # The command ends its process once the scan is written (_exit_now): the collector's
@@ -110,6 +119,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                 ReadReport,
                 expand_inputs,
                 story_row,
+                write_columns,
                 write_table,
             )
 
@@ -127,7 +137,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                     Detector.open(state) if state else Detector.in_memory(keep_texts=False) as detector:
                 with _progress(len(dump), quiet) as progress:
                     if match_only:
-                        rows = _matched_rows(detector, dump, progress)
+                        write_table(counted(_matched_rows(detector, dump, progress)), output)
                     else:
                         ids: set[str] = set()
 
@@ -138,10 +148,10 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
 
                         if len(dump) + len(detector) >= detector.COMPILE_FROM:
                             detector.compile()
+                        first_new = len(detector)
                         detector.add_all(noting(), workers=workers, chunk_size=batch_size, pool=pool, progress=progress,
                                          ahead=ahead)
-                        rows = _item_rows(detector, ids)
-                    write_table(counted(rows), output, schema=None if match_only else ITEM_SCHEMA)
+                        write_columns(counted_columns(_item_columns(detector, ids, first_new)), output, ITEM_SCHEMA)
                 if clusters:
                     write_table((story_row(detector.story(s)) for s in sorted(sizes)), clusters,
                                 batch_rows=STORY_BATCH, schema=STORY_SCHEMA)
@@ -263,27 +273,30 @@ def _matched_rows(detector: Detector, articles: Iterable[Any],
             progress(1)
 
 
-def _item_rows(detector: Detector, ids: set[str]) -> Iterator[dict[str, Any]]:
-    """One row per article of the dump (and per article split off its pages), in the order added."""
-    for row, story, canonical in detector.brief_records():
-        article_id = row.id
-        if article_id not in ids and row.embedded_in not in ids:
-            continue
-        yield {
-            "id": article_id,
-            "cluster": story,
+_ITEM_FIELDS = ("id", "action", "best_match_id", "similarity", "containment", "outlet", "credit", "credit_where",
+                "credit_via", "embedded_in")
+
+
+def _item_columns(detector: Detector, ids: set[str], first_new: int, batch_rows: int = 10_000
+                  ) -> Iterator[dict[str, list[Any]]]:
+    """The items table (see ``ITEM_SCHEMA``) a batch of rows at a time, as columns: one row per
+    article of the dump (and per article split off its pages), in the order added. Articles
+    numbered from ``first_new`` on were added by this scan; those before it were in the state,
+    and only those the dump holds again are items."""
+    for start, got in zip(itertools.count(0, batch_rows), detector.brief_columns(_ITEM_FIELDS, 0, batch_rows)):
+        article_ids, canonical = got["id"], got["canonical"]
+        items = {
+            "id": article_ids,
+            "cluster": got["story"],
             "canonical_id": canonical,
-            "is_canonical": article_id == canonical,
-            "action": row.action,
-            "best_match_id": row.best_match_id,
-            "similarity": row.similarity,
-            "containment": row.containment,
-            "outlet": row.outlet,
-            "credit": row.credit,
-            "credit_where": row.credit_where,
-            "credit_via": row.credit_via,
-            "embedded_in": row.embedded_in,
+            "is_canonical": list(map(operator.eq, article_ids, canonical)),
+            **{name: got[name] for name in _ITEM_FIELDS[1:]},
         }
+        if start < first_new:
+            keep = [i for i, (article_id, page) in enumerate(zip(article_ids, got["embedded_in"], strict=True))
+                    if start + i >= first_new or article_id in ids or page in ids]
+            items = {name: [values[i] for i in keep] for name, values in items.items()}
+        yield items
 
 
 @main.command()

@@ -835,58 +835,85 @@ def write_table(rows: Iterable[dict[str, Any]], path: str | Path, batch_rows: in
     polars). ``schema`` gives the column types (every batch gets the same ones, and nothing is
     inferred); rows are then read by those names. Returns the number of rows written.
     """
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in (".jsonl", ".ndjson", ".csv", ".parquet"):
-        raise InputError(str(target), None, f"unknown output format {suffix!r}",
-                         "Use a name ending in .jsonl, .csv or .parquet")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    parts = target.with_name(f".{target.name}.{os.getpid()}.parts")
-    written = 0
-    try:
-        if suffix in (".jsonl", ".ndjson") and schema is not None:
-            # polars writes typed batches several times faster than json.dumps row by row.
-            with open(tmp, "wb") as out:
-                stream = iter(rows)
-                while batch := list(itertools.islice(stream, batch_rows)):
-                    pl.DataFrame(batch, schema=schema).write_ndjson(out)
-                    written += len(batch)
-        elif suffix in (".jsonl", ".ndjson"):
+    target = _output_path(path)
+    if target.suffix.lower() in (".jsonl", ".ndjson") and schema is None:
+        with _atomic(target) as (tmp, _):
+            written = 0
             with open(tmp, "w", encoding="utf-8") as fh:
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False))
                     fh.write("\n")
                     written += 1
+        return written
+    stream = iter(rows)
+    # polars writes typed batches several times faster than json.dumps row by row.
+    frames = (pl.DataFrame(batch, infer_schema_length=None) if schema is None else pl.DataFrame(batch, schema=schema)
+              for batch in iter(lambda: list(itertools.islice(stream, batch_rows)), []))
+    return _write_frames(frames, target, schema)
+
+
+def write_columns(batches: Iterable[Mapping[str, list[Any]]], path: str | Path,
+                  schema: Mapping[str, pl.DataType]) -> int:
+    """:func:`write_table` of a table given a batch of rows at a time as columns (a list of
+    values by column name, the names and types of ``schema``): for a table built a column at a
+    time, without a dict a row. Returns the number of rows written."""
+    return _write_frames((pl.DataFrame(batch, schema=schema) for batch in batches), _output_path(path), schema)
+
+
+def _write_frames(frames: Iterable[pl.DataFrame], target: Path, schema: Mapping[str, pl.DataType] | None) -> int:
+    suffix = target.suffix.lower()
+    written = 0
+    with _atomic(target) as (tmp, parts):
+        if suffix in (".jsonl", ".ndjson"):
+            with open(tmp, "wb") as out:
+                for frame in frames:
+                    frame.write_ndjson(out)
+                    written += frame.height
+            return written
+        parts.mkdir(exist_ok=True)
+        files: list[Path] = []
+        for frame in frames:
+            files.append(parts / f"{len(files):06d}.arrow")
+            frame.write_ipc(files[-1])
+            written += frame.height
+        if not files:
+            empty = pl.DataFrame(schema=schema)
+            empty.write_csv(tmp) if suffix == ".csv" else empty.write_parquet(tmp)
         else:
-            parts.mkdir(exist_ok=True)
-            files: list[Path] = []
-            stream = iter(rows)
-            while batch := list(itertools.islice(stream, batch_rows)):
-                files.append(parts / f"{len(files):06d}.arrow")
-                frame = (pl.DataFrame(batch, infer_schema_length=None) if schema is None
-                         else pl.DataFrame(batch, schema=schema))
-                frame.write_ipc(files[-1])
-                written += len(batch)
-            if not files:
-                frame = pl.DataFrame(schema=schema)
-                frame.write_csv(tmp) if suffix == ".csv" else frame.write_parquet(tmp)
+            lazy = pl.concat([pl.scan_ipc(f) for f in files], how="vertical_relaxed")
+            if suffix == ".csv":
+                lists = [c for c, t in lazy.collect_schema().items() if isinstance(t, pl.List)]
+                lazy.with_columns([pl.col(c).list.join(";") for c in lists]).sink_csv(tmp)
             else:
-                lazy = pl.concat([pl.scan_ipc(f) for f in files], how="vertical_relaxed")
-                if suffix == ".csv":
-                    lists = [c for c, t in lazy.collect_schema().items() if isinstance(t, pl.List)]
-                    lazy.with_columns([pl.col(c).list.join(";") for c in lists]).sink_csv(tmp)
-                else:
-                    # polars' default row group (hundreds of thousands of rows) is held whole in
-                    # memory before it is written: for the nested stories table that was 400 MB at 1M.
-                    lazy.sink_parquet(tmp, row_group_size=_ROW_GROUP_ROWS)
+                # polars' default row group (hundreds of thousands of rows) is held whole in
+                # memory before it is written: for the nested stories table that was 400 MB at 1M.
+                lazy.sink_parquet(tmp, row_group_size=_ROW_GROUP_ROWS)
+    return written
+
+
+def _output_path(path: str | Path) -> Path:
+    target = Path(path)
+    if target.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".parquet"):
+        raise InputError(str(target), None, f"unknown output format {target.suffix.lower()!r}",
+                         "Use a name ending in .jsonl, .csv or .parquet")
+    return target
+
+
+@contextlib.contextmanager
+def _atomic(target: Path) -> Iterator[tuple[Path, Path]]:
+    """(a temporary file, a temporary folder) beside ``target``: the file becomes ``target``
+    when the block completes; both are gone after it, completed or not."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    parts = target.with_name(f".{target.name}.{os.getpid()}.parts")
+    try:
+        yield tmp, parts
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
         if parts.exists():
             shutil.rmtree(parts)
-    return written
 
 
 ITEM_SCHEMA: dict[str, pl.DataType] = {

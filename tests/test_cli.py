@@ -189,6 +189,22 @@ def test_state_folder_keeps_stories_across_scans(tmp_path: Path, stories: dict[s
     assert shown.exit_code == 0 and "story a: 2 carriers" in shown.output
 
 
+def test_a_scan_with_a_state_lists_the_dump_s_articles_only_those_met_before_too(
+        tmp_path: Path, stories: dict[str, str]) -> None:
+    state = tmp_path / "state"
+    runner = CliRunner()
+    first = write_jsonl(tmp_path / "one.jsonl", [{"id": "a", "text": stories["summit"]},
+                                                 {"id": "z", "text": stories["tech"]}])
+    again = write_jsonl(tmp_path / "two.jsonl", [{"id": "c", "text": new_headline(stories["summit"])},
+                                                 {"id": "a", "text": stories["summit"]}])
+    for src, out in ((first, "1.jsonl"), (again, "2.jsonl")):
+        result = runner.invoke(main, ["scan", str(src), "-o", str(tmp_path / out), "--state", str(state)])
+        assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "2.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["cluster"]) for r in rows] == [("a", "a"), ("c", "a")]
+    assert rows[0]["canonical_id"] == rows[1]["canonical_id"] in ("a", "c")
+
+
 def test_every_command_has_help() -> None:
     for command in ([], ["scan"], ["show"]):
         result = CliRunner().invoke(main, [*command, "--help"])
@@ -871,7 +887,7 @@ def test_workers_and_a_scan_collect_cycles_rarely_and_the_scan_puts_the_threshol
     during: list[tuple[int, ...]] = []
     dump = write_jsonl(tmp_path / "in.jsonl", [{"id": k, "text": t} for k, t in stories.items()])
     before = gc.get_threshold()
-    with mock.patch("dedup.dump.write_table", side_effect=lambda rows, *a, **k: during.append(gc.get_threshold())):
+    with mock.patch("dedup.dump.write_columns", side_effect=lambda rows, *a, **k: during.append(gc.get_threshold())):
         result = CliRunner().invoke(main, ["scan", str(dump), "-o", str(tmp_path / "out.jsonl"), "-q"])
     assert result.exit_code == 0, result.output
     assert during == [RARE_COLLECTIONS] and gc.get_threshold() == before != RARE_COLLECTIONS

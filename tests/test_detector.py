@@ -217,6 +217,25 @@ def test_compiled_matching_gives_the_same_decisions_and_starts_by_itself_when_la
         assert reopened.add_many(items[len(items) // 2 :], chunk_size=4) == expected[len(items) // 2 :]
 
 
+@pytest.mark.parametrize("batch_rows", [1, 3, 1000])
+def test_brief_columns_hold_what_brief_records_do(stories: dict[str, str], batch_rows: int) -> None:
+    """The items table of a scan is built from columns: the same fields, stories and canonical
+    ids as the records, whatever the batch size, and from any article on."""
+    fields = ("id", "action", "best_match_id", "similarity", "credit", "embedded_in")
+    with Detector.in_memory(keep_texts=False) as d:
+        d.add_all(_many(stories))
+        # a copy that outranks the story's first member (an agency's own item): the canonical changes
+        first = next(iter(stories))
+        d.add(art("agency-own", stories[first], outlet_is_agency=True))
+        records = [(*(getattr(r, f) for f in fields), story, canonical) for r, story, canonical in d.brief_records()]
+        for start in (0, 2):
+            batches = list(d.brief_columns(fields, start, batch_rows))
+            assert all(len(b["id"]) <= batch_rows for b in batches)
+            columns = [[v for b in batches for v in b[name]] for name in (*fields, "story", "canonical")]
+            assert list(zip(*columns, strict=True)) == records[start:]
+    assert any(story != canonical for *_, story, canonical in records)
+
+
 def test_sketches_computed_ahead_in_another_order_give_the_same_decisions(stories: dict[str, str]) -> None:
     from dedup.detector import SketchAhead, worker_pool
 
