@@ -10,11 +10,12 @@ half or two thirds, house spellings, a dateline credit, another article appended
 "إقرأ أيضاً:", and a publication time up to two days later. It writes the corpus and its gold
 clusters to out/scaling/ (kept for the next run with the same seed), then reports for `dedup
 scan` and each peer of ../shared/peers asked for (run with the interpreter of the venv they are
-installed in, as ../shared/peers/README.md says) the wall time, docs/s, peak RSS (largest single
-process, and the process tree summed) and the scorer's pairwise and B-cubed figures against the
-generated gold. With ``--repeats N`` every tool runs N times, the tools taking turns (one run of
-each, then the next round), and the table gives the median wall time (and the range); a line
-per size then gives the ratio of each peer's median to ours. On a shared machine whose speed
+installed in, as ../shared/peers/README.md says) the wall time, docs/s, CPU seconds (the process
+tree's, all cores), peak RSS (largest single process, and the process tree summed) and the
+scorer's pairwise and B-cubed figures against the generated gold. With ``--repeats N`` every
+tool runs N times, the tools taking turns (one run of each, then the next round), and the table
+gives the median wall time (and the range); a line per size then gives the ratio of each
+peer's median to ours. On a shared machine whose speed
 drifts, taking turns keeps the ratio fair. Corpora come from a fixed seed: nothing generated is
 committed.
 """
@@ -26,6 +27,7 @@ import datetime as dt
 import functools
 import itertools
 import json
+import os
 import random
 import resource
 import statistics
@@ -95,13 +97,17 @@ def generate(items: list[dict[str, str]], gold: dict[str, str], size: int, seed:
     return corpus, truth
 
 
-def _tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants (Linux /proc), in MiB."""
-    total, stack = 0, [pid]
+def _tree(pid: int, cpu: dict[int, float]) -> float:
+    """Resident memory of a process and all its descendants (Linux /proc), in MiB; the CPU
+    seconds (user and system) each descendant has used so far go into ``cpu`` by process id."""
+    total, stack, ticks = 0, [pid], os.sysconf("SC_CLK_TCK")
     while stack:
         p = stack.pop()
         try:
             total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * resource.getpagesize()
+            if p != pid:  # (the process that runs the command, not the command)
+                fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+                cpu[p] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
             for task in Path(f"/proc/{p}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, ValueError):
@@ -109,22 +115,24 @@ def _tree_rss_mib(pid: int) -> float:
     return total / 2**20
 
 
-def measure(command: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS of the largest single process and peak RSS summed over the
-    process tree (sampled every 0.1 s), of one run of ``command``."""
+def measure(command: list[str]) -> tuple[float, float, float, float]:
+    """Wall seconds, peak RSS of the largest single process, peak RSS summed over the process
+    tree, and CPU seconds summed over the process tree (all cores; sampled every 0.1 s, so
+    a process's last tenth of a second may be missed), of one run of ``command``."""
     code = ("import resource, subprocess, sys, time\nt = time.perf_counter()\n"
             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, *command], stdout=subprocess.PIPE, text=True)
     tree = 0.0
+    cpu: dict[int, float] = {}
     while proc.poll() is None:
-        tree = max(tree, _tree_rss_mib(proc.pid))
+        tree = max(tree, _tree(proc.pid, cpu))
         time.sleep(0.1)
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, command)
     wall, rss = out.split()
-    return float(wall), int(rss) / 1024, tree
+    return float(wall), int(rss) / 1024, tree, sum(cpu.values())
 
 
 # The peers of ../shared/peers, each with the settings its README reports (see there).
@@ -169,15 +177,15 @@ def main() -> int:
             print(f"peer {name}: {runner} not found, left out")
             continue
         tools[name] = functools.partial(_peer_command, args.peer_python, runner, options)
-    print(f"{'size':>8} {'tool':19} {'wall s':>8} {'docs/s':>8} {'max MiB':>8} {'tree MiB':>8} {'pair P':>7} "
-          f"{'pair R':>7} {'pair F1':>7} {'B3 F1':>7}")
+    print(f"{'size':>8} {'tool':19} {'wall s':>8} {'docs/s':>8} {'cpu s':>7} {'max MiB':>8} {'tree MiB':>8} "
+          f"{'pair P':>7} {'pair R':>7} {'pair F1':>7} {'B3 F1':>7}")
     ours_at: dict[int, float] = {}  # our median wall at each size, for the growth curve
     for size in (int(s) for s in args.sizes.split(",")):
         corpus, truth = args.out / f"corpus_{size}.jsonl", args.out / f"gold_{size}.jsonl"
         if not (corpus.exists() and truth.exists() and _generated_with(args.out, size, args.seed)):
             corpus, truth = generate(items, gold, size, args.seed, args.out)
             (args.out / f"seed_{size}.txt").write_text(str(args.seed))
-        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
+        runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in tools}
         failed: set[str] = set()
         for _ in range(max(args.repeats, 1)):
             for name, command in tools.items():
@@ -199,7 +207,8 @@ def main() -> int:
             walls = [m[0] for m in measured]
             wall = medians[name] = statistics.median(walls)
             spread = f"  ({min(walls):.1f}-{max(walls):.1f} s, {len(walls)} runs)" if len(walls) > 1 else ""
-            print(f"{size:>8} {name:19} {wall:8.1f} {size / wall:8.0f} {max(m[1] for m in measured):8.0f} "
+            cpu = statistics.median(m[3] for m in measured)
+            print(f"{size:>8} {name:19} {wall:8.1f} {size / wall:8.0f} {cpu:7.1f} {max(m[1] for m in measured):8.0f} "
                   f"{max(m[2] for m in measured):8.0f} {score['pairwise_precision']:7.3f} "
                   f"{score['pairwise_recall']:7.3f} {score['pairwise_f1']:7.3f} {score['bcubed_f1']:7.3f}{spread}",
                   flush=True)
@@ -214,8 +223,9 @@ def main() -> int:
     for small, large in itertools.pairwise(grown):  # linear growth: the time grows as the articles do
         print(f"dedup scan from {small:,} to {large:,} articles ({large / small:.3g}x as many): "
               f"{ours_at[large] / ours_at[small]:.2f}x the time")
-    print(f"({time.strftime('%Y-%m-%d %H:%M')}; max MiB: largest single process, tree MiB: the process tree "
-          f"summed, sampled every 0.1 s; generated files in {args.out})")
+    print(f"({time.strftime('%Y-%m-%d %H:%M')}; cpu s: median CPU seconds of the process tree, all cores; max MiB: "
+          f"largest single process, tree MiB: the process tree summed, sampled every 0.1 s; generated files in "
+          f"{args.out})")
     return 0
 
 
