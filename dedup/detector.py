@@ -347,8 +347,9 @@ def _worker_setup() -> None:
     gc.set_threshold(*RARE_COLLECTIONS)
 
 
-#: Thresholds of Python's cycle collector (:func:`gc.set_threshold`) for bulk work: the worker
-#: processes always, and ``dedup scan`` while it runs (see :func:`dedup.cli._rare_collections`).
+#: Thresholds of Python's cycle collector (:func:`gc.set_threshold`) in the worker processes,
+#: which may serve a long-running program (``dedup scan`` turns the collector off while it
+#: runs, see :func:`dedup.cli._no_cycle_collection`).
 RARE_COLLECTIONS = (50_000, 50, 100)
 
 
