@@ -676,7 +676,7 @@ class Detector:
         # Shingle sets of articles before ``_counted_from`` (out of the template window).
         self._archive.close()
         self._archive = _Archive(self._store)
-        # Per story, its two best-ranked members (the canonical policy only compares those).
+        # Per story, its two best-ranked members, best first (the canonical policy only compares those).
         self._top2: dict[int, list[CanonicalFacts]] = {}
 
     def _replay(self, store: SQLiteStore) -> None:
