@@ -165,7 +165,7 @@ class BandIndex:
     chain of its entries, newest first (an array indexed by entry gives the one before it):
     one probe finds a key's whole bucket, where a sorted layout needs one search in each of
     its O(log n) runs, and those searches miss the cache and grow in number with the index
-    (at 1M articles they took 41 s of a 197 s scan; with the table the scan took 137-153 s).
+    (at 1M articles they took 41 s of a 197 s scan; with the table the scan took 136-153 s).
     Memory: a 4-byte link an entry, and 12 bytes a table slot, with 1.4 to 3 slots a distinct
     key (news copies share most keys: a quarter of the entries of the 100k benchmark corpus
     were new).
