@@ -5,9 +5,10 @@ Each kernel computes exactly what the numpy code of :mod:`dedup.match` and
 :meth:`dedup.detector.Detector._verify` compute (property tests hold the two together, bit for
 bit), in one call instead of a dozen numpy calls on small arrays: with a few hundred shingles an
 article, numpy's per-call overhead, not the arithmetic, was the cost. (The band index's table
-has no numpy twin: until compiled, the index keeps sorted runs, which find the same candidates.) Importing this module
-loads numba (about 0.5 s, with the scipy it imports), so a detector switches to these kernels
-only once it holds enough articles to repay that (:meth:`dedup.detector.Detector.compile`).
+has no numpy twin: until compiled, the index keeps sorted runs, which find the same
+candidates.) Importing this module loads numba (about 0.5 s, with the scipy it imports), so a
+detector switches to these kernels only once it holds enough articles to repay that
+(:meth:`dedup.detector.Detector.compile`).
 """
 
 from __future__ import annotations

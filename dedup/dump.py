@@ -122,7 +122,7 @@ class Dump:
     batches with polars), the workers turn them into articles, and this process checks the ids
     and reports the errors in file order, exactly as when it reads them itself. Until the
     workers are up (a :class:`dedup.detector.WorkerPool` says), this process parses the
-    blocks of a plain JSONL file itself, the same way. Their articles
+    blocks of a plain JSONL file itself, the same way. The articles of a dump read this way
     are not handed to ``on_read`` (the workers are busy reading). A smaller dump is read here,
     while the pool sketches what ``on_read`` hands it: starting workers on polars costs more
     than it saves.
