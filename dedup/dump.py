@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
 import polars as pl
 
 from dedup._errors import InputError
 from dedup._model import Article, Story, positional
-from dedup._runs import Place, content_digest, read_run, time_order_key, write_run
+from dedup._runs import Lines, Place, content_digest, read_run, time_order_key, write_run
 
 _OPTIONAL = ("title", "url", "outlet", "published", "byline", "fetched_at")
 
@@ -346,7 +347,11 @@ def _read_block(path: str, first_line: int, block: bytes | tuple[int, int], colu
                 run: str) -> list[_Checked]:
     """In a worker: parse a block of JSONL lines (given, or the bytes from ``block[0]`` to
     ``block[1]`` of the file), write its articles to the run file ``run`` in time order, and say
-    what the reading process needs to check the ids and report errors."""
+    what the reading process needs to check the ids and report errors.
+
+    The run of a block read from the file holds no texts, only where each line is (see
+    :class:`dedup._runs.Lines`): they are read from there again when the articles are sketched."""
+    lines = None
     if isinstance(block, tuple):
         start, end = block
         with open(path, "rb") as fh:
@@ -355,10 +360,16 @@ def _read_block(path: str, first_line: int, block: bytes | tuple[int, int], colu
         if len(block) != end - start:
             raise InputError(path, first_line, "the file was cut short while it was read",
                              "Scan a dump once it is written in full")
-    encoded: dict[int, bytes] = {}  # the texts of the articles read by polars, left in UTF-8 for the run
-    fast = _jsonl_block_polars(block, path, first_line, columns, encoded)
+        breaks = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A)
+        starts = np.concatenate([[0], breaks + 1])
+        ends = np.append(breaks, len(block))  # (a last line without a line break ends with the block)
+        lines = Lines(path, columns.id, columns.text, first_line, (starts + start).tolist(), (ends - starts).tolist())
+    prints: dict[int, int] = {}  # the fingerprints of the articles read by polars, by line number
+    # The texts of the articles read by polars: none (read from the file again), or left in UTF-8 for the run.
+    encoded: dict[int, bytes] | None = None if lines is not None else {}
+    fast = _jsonl_block_polars(block, path, first_line, columns, encoded, prints, texts=lines is None)
     return _checked_run(_jsonl_block_checked(block, path, first_line, columns) if fast is None else fast, run,
-                        encoded)
+                        encoded, lines, prints)
 
 
 def _read_table_block(path: str, first: int, frame: pl.DataFrame, columns: Columns, unit: str,
@@ -368,9 +379,11 @@ def _read_table_block(path: str, first: int, frame: pl.DataFrame, columns: Colum
     return _checked_run(_frame_rows(frame, path, first, unit, columns), run)
 
 
-def _checked_run(rows: Iterable[_Row], run: str, encoded: Mapping[int, bytes] | None = None) -> list[_Checked]:
-    """Write the articles among ``rows`` to the run file ``run`` (``encoded``: see
-    :func:`dedup._runs.write_run`); what each row was, for the checks."""
+def _checked_run(rows: Iterable[_Row], run: str, encoded: Mapping[int, bytes] | None = None,
+                 lines: Lines | None = None, prints: Mapping[int, int] | None = None) -> list[_Checked]:
+    """Write the articles among ``rows`` to the run file ``run`` (``encoded``, ``lines``: see
+    :func:`dedup._runs.write_run`); what each row was, for the checks, with the fingerprint of
+    each article (from ``prints`` by number, else from the article, which has its text then)."""
     checked: list[_Checked] = []
     numbered: list[tuple[int, Article]] = []
     articles_at: list[int] = []  # where the articles are among the checked rows
@@ -381,11 +394,29 @@ def _checked_run(rows: Iterable[_Row], run: str, encoded: Mapping[int, bytes] | 
             articles_at.append(len(checked))
             checked.append((number, parsed.id, 0))
             numbered.append((number, parsed))
-    # The fingerprints come from the digests the run keeps: each text is encoded and hashed once.
-    for at, (number, article), digest in zip(articles_at, numbered, write_run(Path(run), numbered, encoded),
-                                             strict=True):
-        checked[at] = (number, article.id, _fingerprint_of(digest))
+    write_run(Path(run), numbered, encoded, lines)
+    prints = prints or {}
+    missing = [a for n, a in numbered if n not in prints]
+    computed = iter(_fingerprints(pl.DataFrame({f: [getattr(a, f) for a in missing] for f in _PRINTED},
+                                               schema=dict.fromkeys(_PRINTED, pl.String))) if missing else [])
+    for at, (number, article) in zip(articles_at, numbered, strict=True):
+        given = prints.get(number)
+        checked[at] = (number, article.id, next(computed) if given is None else given)
     return checked
+
+
+# What tells apart two rows with one id when a dump is read by the workers: a hash of these
+# fields (the content digest's), computed by polars from the parsed columns without making a
+# Python string of each text. The same in every process of a scan (one polars version); a scan
+# read in this process uses the content digest instead (_fingerprint): one scan never mixes them.
+_PRINTED = ("text", "title", "url", "outlet", "published")
+
+
+def _fingerprints(frame: pl.DataFrame) -> list[int]:
+    """The fingerprint of each row of ``frame`` (with the :data:`_PRINTED` columns, null as empty)."""
+    fields = pl.struct([pl.col(f).fill_null("") for f in _PRINTED])
+    printed: list[int] = frame.select(fields.hash(0x5EED)).to_series().to_list()
+    return printed
 
 
 def _time_order_first(item: tuple[Article, Place]) -> tuple[bool, str, str]:
@@ -614,11 +645,14 @@ def _lone_surrogate(data: bytes) -> bool:
 
 
 def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Columns,
-                        encoded: dict[int, bytes] | None = None) -> list[_Row] | None:
+                        encoded: dict[int, bytes] | None = None, prints: dict[int, int] | None = None, *,
+                        texts: bool = True) -> list[_Row] | None:
     """The rows of a clean block of JSONL lines read by polars, or None for the checking way.
 
     With ``encoded`` the articles come without their texts, which go there in UTF-8 by line
-    number (for a run file, which keeps them so: decoding them here would be work for nothing)."""
+    number (for a run file, which keeps them so: decoding them here would be work for nothing);
+    without ``texts``, they come without them, and the texts go nowhere. ``prints`` gets the
+    fingerprint of each article (:func:`_fingerprints`) by line number."""
     if not data or data[:1].isspace() or _BLANK_OR_INDENTED.search(data) or _lone_surrogate(data):
         return None
     if _non_string_value(data, columns):
@@ -639,20 +673,23 @@ def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Column
     if frame.height != lines:
         return None
     names = {getattr(columns, f): f for f in _FIELDS}
-    values = {names[c]: (frame[c].cast(pl.Binary) if encoded is not None and names[c] == "text" else frame[c]).to_list()
-              for c in wanted}
-    del frame
+    if prints is not None:
+        printed = _fingerprints(frame.select([pl.col(getattr(columns, f)).alias(f) for f in _PRINTED]))
+        prints.update(zip(range(first_line, first_line + lines), printed, strict=True))
     empty = [None] * lines
+    values = {names[c]: (frame[c].cast(pl.Binary) if encoded is not None and names[c] == "text" else frame[c]).to_list()
+              for c in wanted if texts or names[c] != "text"}
+    del frame
     agency = values.pop("outlet_is_agency", empty)
-    ids, texts = values.pop("id"), values.pop("text", empty)
+    ids, texts_read = values.pop("id"), values.pop("text", empty)
     if encoded is not None:
-        encoded.update((first_line + i, text) for i, text in enumerate(texts) if text)
-        texts = empty
+        encoded.update((first_line + i, text) for i, text in enumerate(texts_read) if text)
+        texts_read = empty
     optional = [values.get(k, empty) for k in _OPTIONAL]
     rows: list[_Row] = []
     # The schema was given above: every value is a string (or null), so Articles are built
     # directly; a row without an id is an error naming its line.
-    for i, (article_id, text) in enumerate(zip(ids, texts, strict=True)):
+    for i, (article_id, text) in enumerate(zip(ids, texts_read, strict=True)):
         number = first_line + i
         if not article_id:
             rows.append((number, InputError(path, number, "missing 'id'", "Every row needs an 'id' and a 'text'")))

@@ -933,6 +933,66 @@ def test_a_worker_refuses_a_byte_range_the_file_no_longer_holds(tmp_path: Path) 
         _read_block(str(path), 1, (0, size + 10), _DEFAULT_COLUMNS, str(tmp_path / "r2"))
 
 
+def test_a_worker_run_of_a_plain_jsonl_file_holds_where_the_lines_are_not_the_texts(
+        tmp_path: Path, stories: dict[str, str]) -> None:
+    """The workers' runs of an uncompressed JSONL file keep no texts (they cost as much disk as
+    the dump, and as much time to write and read back as parsing it): an article read back
+    from its place has its text from its line, the digest the detector computes, and its
+    renamed columns; a file changed under the run is an error, not a wrong text sketched."""
+    from dedup._runs import articles_at, read_run
+    from dedup.dump import _read_block
+
+    rows = [{"key": f"{k}-{i}", "body": t + f" {i}", "title": "عنوان", "published": f"2016-01-0{9 - i}"}
+            for i in range(3) for k, t in stories.items()]
+    path = write_jsonl(tmp_path / "dump.jsonl", rows)
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # the last line has no line break
+    run = tmp_path / "run.pickle"
+    columns = Columns(id="key", text="body")
+    checked = _read_block(str(path), 1, (0, path.stat().st_size), columns, str(run))
+    assert [entry[1] for entry in checked] == [r["key"] for r in rows]
+    held = run.read_bytes()
+    assert all(r["body"].encode() not in held for r in rows) and len(held) < path.stat().st_size // 2
+    merged = list(read_run(run, frozenset(), texts=True))
+    assert [a.id for a, _ in merged] == [r["key"] for r in sorted(rows, key=lambda r: (r["published"], r["key"]))]
+    found = articles_at([place for _, place in merged])
+    assert [a for a, _ in found] == [a for a, _ in merged]
+    assert {a.id: a.text for a, _ in found} == {r["key"]: r["body"] for r in rows}
+    assert [digest for _, digest in found] == [content_hash(a) for a, _ in merged]
+    path.write_bytes(path.read_bytes().replace(rows[0]["key"].encode(), b"other"))
+    with pytest.raises(RuntimeError, match=r"dump\.jsonl changed while it was read"):
+        articles_at([place for _, place in merged])
+
+
+def test_a_row_has_one_fingerprint_whichever_way_a_worker_reads_it(tmp_path: Path, stories: dict[str, str]) -> None:
+    """Repeated ids are told apart by fingerprint: polars computes it from the columns of a
+    clean block, the checking reader (a block with a blank line), a compressed file's block and
+    CSV or Parquet batches from the articles. They must agree, or a row repeated with the same
+    content would be refused as other content (and a changed one let through)."""
+    from dedup.dump import _DEFAULT_COLUMNS, _read_block, _read_table_block
+
+    rows = [{"id": k, "text": t, "url": f"https://x/{k}", "outlet": "okaz", "published": "2016-01-02"}
+            for k, t in stories.items()]
+    rows[0]["title"] = "عنوان"  # one row with a title, the others without the field
+    clean = write_jsonl(tmp_path / "clean.jsonl", rows)
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(clean.read_bytes().replace(b"\n", b"\n\n", 1))
+
+    def prints(checked: list[Any]) -> dict[str, int]:
+        return {entry[1]: entry[2] for entry in checked if len(entry) == 3}
+
+    fast = prints(_read_block(str(clean), 1, (0, clean.stat().st_size), _DEFAULT_COLUMNS, str(tmp_path / "r1")))
+    assert len(fast) == len(rows)
+    checking = prints(_read_block(str(blank), 1, (0, blank.stat().st_size), _DEFAULT_COLUMNS, str(tmp_path / "r2")))
+    in_memory = prints(_read_block(str(clean), 1, clean.read_bytes(), _DEFAULT_COLUMNS, str(tmp_path / "r3")))
+    frame = pl.DataFrame(rows).with_columns(pl.all().cast(pl.String))
+    table = prints(_read_table_block(str(tmp_path / "t.parquet"), 1, frame, _DEFAULT_COLUMNS, "row",
+                                     str(tmp_path / "r4")))
+    assert fast == checking == in_memory == table
+    edited = write_jsonl(tmp_path / "edited.jsonl", [dict(rows[0], title="عنوان آخر"), *rows[1:]])
+    other = prints(_read_block(str(edited), 1, (0, edited.stat().st_size), _DEFAULT_COLUMNS, str(tmp_path / "r5")))
+    assert [k for k in fast if fast[k] != other[k]] == [rows[0]["id"]]
+
+
 def test_cutting_a_plain_jsonl_file_into_blocks_holds_one_block_in_memory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The main process only works out where the workers' blocks start and end: what it holds
