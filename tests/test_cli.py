@@ -874,6 +874,18 @@ def test_workers_run_polars_on_one_thread_each(worker_pool_of_two: Executor) -> 
     assert [f.result() for f in sizes] == [1, 1, 1, 1]
 
 
+def test_workers_yield_the_cores_to_the_process_that_adds_the_articles(worker_pool_of_two: Executor) -> None:
+    """The adding process is what a scan waits for: its workers run at a lower priority, so
+    that they sketch with the core it leaves, not with one it needs."""
+    import os
+
+    from dedup.detector import WORKER_NICENESS
+
+    here = os.nice(0)
+    assert [worker_pool_of_two.submit(os.nice, 0).result() for _ in range(4)] == [min(here + WORKER_NICENESS, 19)] * 4
+    assert os.nice(0) == here  # this process keeps its own
+
+
 def test_workers_collect_cycles_rarely_a_scan_not_at_all_and_the_scan_puts_the_collector_back(
         tmp_path: Path, worker_pool_of_two: Executor, stories: dict[str, str]) -> None:
     """A collection looks at every object made since the last one, and a scan keeps what it
