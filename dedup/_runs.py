@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import xxhash
 
+from dedup._errors import InputError
 from dedup._model import Article, positional
 
 RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
@@ -122,11 +123,14 @@ def read_run(path: Path, dropped: frozenset[int], *, texts: bool = True) -> Iter
                 size, rows = pickle.load(fh)
             except EOFError:
                 return
-            stored = pickle.load(fh) if texts else fh.seek(size, io.SEEK_CUR)
+            if texts:
+                stored = pickle.load(fh)
+            else:
+                fh.seek(size, io.SEEK_CUR)
             for place, row in enumerate(rows):
                 if dropped and row[0] in dropped:
                     continue
-                article = _article(row, sources.text(rows, stored, place, name, offset) if texts else "")
+                article = _article(row, sources.text(rows, stored, place) if texts else "")
                 yield article, (name, offset, place, article.id)
 
 
@@ -151,7 +155,7 @@ def articles_at(places: list[Place]) -> list[tuple[Article, str]]:
                 if row[1] != article_id:
                     raise RuntimeError(f"{name} changed while it was read: {article_id!r} is no longer at "
                                        f"{offset}/{place}")
-                article = _article(row, sources.text(rows, stored, place, name, offset))
+                article = _article(row, sources.text(rows, stored, place))
                 digest = row[-1]
                 if digest is None:  # read from its line: hashed now
                     digest = content_digest(article.text.encode("utf-8", "surrogatepass"), article.title, article.url,
@@ -178,7 +182,7 @@ class _Sources:
             os.close(fd)
         self._files.clear()
 
-    def text(self, rows: list[Any], stored: Any, place: int, run: str, offset: int) -> str:
+    def text(self, rows: list[Any], stored: Any, place: int) -> str:
         """The text of the article at ``place`` of a block (``rows``, and what the block holds
         of the texts: the texts, or where their lines are)."""
         if isinstance(stored, list):
@@ -195,9 +199,9 @@ class _Sources:
             same = isinstance(obj, dict) and str(obj.get(id_key)) == rows[place][1]
         except ValueError:
             same = False
-        if not same:
-            raise RuntimeError(f"{source} changed while it was read: {rows[place][1]!r} is no longer on its line "
-                               f"(run {run}, block {offset})")
+        if not same:  # the dump was written to during the scan
+            raise InputError(source, rows[place][0], f"changed while it was scanned: this line no longer holds "
+                             f"id {rows[place][1]!r}", "Scan a dump once nothing writes to it any more")
         text = obj.get(text_key)
         return text if isinstance(text, str) else ""
 

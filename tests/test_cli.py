@@ -952,7 +952,7 @@ def test_a_worker_run_of_a_plain_jsonl_file_holds_where_the_lines_are_not_the_te
     from its place has its text from its line, the digest the detector computes, and its
     renamed columns; a file changed under the run is an error, not a wrong text sketched."""
     from dedup._runs import articles_at, read_run
-    from dedup.dump import _read_block
+    from dedup.dump import InputError, _read_block
 
     rows = [{"key": f"{k}-{i}", "body": t + f" {i}", "title": "عنوان", "published": f"2016-01-0{9 - i}"}
             for i in range(3) for k, t in stories.items()]
@@ -970,8 +970,11 @@ def test_a_worker_run_of_a_plain_jsonl_file_holds_where_the_lines_are_not_the_te
     assert [a for a, _ in found] == [a for a, _ in merged]
     assert {a.id: a.text for a, _ in found} == {r["key"]: r["body"] for r in rows}
     assert [digest for _, digest in found] == [content_hash(a) for a, _ in merged]
-    path.write_bytes(path.read_bytes().replace(rows[0]["key"].encode(), b"other"))
-    with pytest.raises(RuntimeError, match=r"dump\.jsonl changed while it was read"):
+    key = rows[0]["key"]  # on line 1: another id of the same length there, the other lines in place
+    path.write_bytes(path.read_bytes().replace(f'"{key}"'.encode(), f'"{key[::-1]}"'.encode(), 1))
+    assert [a.id for a, _ in articles_at([place for a, place in merged if a.id != key])] != []
+    with pytest.raises(InputError, match=rf"dump\.jsonl:1: changed while it was scanned: this line no longer "
+                                         rf"holds id '{key}'\. Scan a dump once nothing writes to it"):
         articles_at([place for _, place in merged])
 
 
