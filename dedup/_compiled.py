@@ -99,32 +99,73 @@ def _overlap_one(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], spe
 
 
 @_inline
-def _link_one(a: npt.NDArray[np.uint32], a_common: npt.NDArray[np.bool_], specific_a: int,
+def _link_one(a: npt.NDArray[np.uint32], a_specific: npt.NDArray[np.uint8], specific_a: int,
               b: npt.NDArray[np.uint32], start: int, end: int, counts: npt.NDArray[np.uint8], mask: np.uint32,
-              limit: int, min_shared: int) -> tuple[int, float, float]:
+              limit: int, min_shared: int, missed: npt.NDArray[np.uint32]) -> tuple[int, float, float]:
     """:func:`_overlap_one` for deciding a link (``shared >= min_shared`` and enough
-    containment): when fewer than ``min_shared`` specific shingles are shared, the link is
-    refused without the containment (0.0 then), which saves looking up how common each of
-    ``b``'s shingles is (a lookup in a large table, a cache miss each)."""
-    inter = both = 0
-    at = 0
-    for j in range(start, end):
-        value = b[j]
-        at = _first_at_least(a, value, at, False)
-        if at < a.size and a[at] == value:
-            inter += 1
-            if not a_common[at]:  # the same shingle: as common in b as in a
-                both += 1
-    union = a.size + (end - start) - inter
+    containment), with ``a_specific`` (1 where ``a``'s shingle is specific) and room in
+    ``missed`` for all of ``b``.
+
+    Only ``b``'s shingles that ``a`` lacks have their counts looked up (a lookup in a large
+    table, a cache miss each): a shingle of both is as common in ``b`` as in ``a``. When fewer
+    than ``min_shared`` specific shingles are shared, the link is refused without the
+    containment (0.0 then), and nothing is looked up."""
+    inter = both = misses = 0
+    n = a.size
+    if n <= 8 * (end - start):
+        # A merge that does not branch on the values (the branches were mispredicted half the
+        # time, and that, not the comparisons, was the cost): each step moves one set or both.
+        i, j = 0, start
+        while i < n and j < end:
+            x, y = a[i], b[j]
+            step_a, step_b = int(x <= y), int(y <= x)
+            same = step_a & step_b
+            inter += same
+            both += same & int(a_specific[i])
+            missed[misses] = y
+            misses += step_b - same
+            i += step_a
+            j += step_b
+        for rest in range(j, end):
+            missed[misses] = b[rest]
+            misses += 1
+    else:  # a much larger set: each of b's shingles is looked for in it
+        at = 0
+        for j in range(start, end):
+            value = b[j]
+            at = _first_at_least(a, value, at, False)
+            if at < n and a[at] == value:
+                inter += 1
+                both += a_specific[at]
+            else:
+                missed[misses] = value
+                misses += 1
+    union = n + (end - start) - inter
     jaccard = inter / max(union, 1) if union > 0 else 0.0
     if both < min_shared:
         return both, 0.0, jaccard
-    common_b = 0
-    for j in range(start, end):
-        common_b += counts[b[j] & mask] > limit
+    common_b = inter - both  # the shingles of both that are common in a, so in b
+    for k in range(misses):
+        common_b += counts[missed[k] & mask] > limit
     smaller = min(specific_a, (end - start) - common_b)
     containment = both / max(smaller, 1) if smaller > 0 else 0.0
     return both, containment, jaccard
+
+
+@_inline
+def _specific(a: npt.NDArray[np.uint32], counts: npt.NDArray[np.uint8], mask: np.uint32, limit: int
+              ) -> tuple[npt.NDArray[np.uint8], int]:
+    """1 where a shingle of ``a`` is specific (seen in at most ``limit`` articles), and how many are."""
+    specific = np.empty(a.size, dtype=np.uint8)
+    for i in range(a.size):
+        specific[i] = counts[a[i] & mask] <= limit
+    return specific, int(np.count_nonzero(specific))
+
+
+@_inline
+def _room(values: npt.NDArray[np.uint32], needed: int) -> npt.NDArray[np.uint32]:
+    """``values``, or a larger array when it holds fewer than ``needed`` (its contents are not kept)."""
+    return values if values.size >= needed else np.empty(max(2 * values.size, needed), dtype=np.uint32)
 
 
 @_compiled
@@ -161,10 +202,8 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
     Candidate ``c``'s set is ``sets[ends[c - 1] - base : ends[c] - base]`` (from 0 for the first).
     What :meth:`dedup.detector.Detector._verify` computes with :func:`dedup.match.overlap_many`.
     """
-    a_common = np.empty(a.size, dtype=np.bool_)
-    for i in range(a.size):
-        a_common[i] = counts[a[i] & mask] > limit
-    specific_a = int(a.size - np.count_nonzero(a_common))
+    a_specific, specific_a = _specific(a, counts, mask, limit)
+    missed = np.empty(1024, dtype=np.uint32)
     linked = np.empty(candidates.size, dtype=np.int64)
     containments = np.empty(candidates.size)
     jaccards = np.empty(candidates.size)
@@ -179,8 +218,9 @@ def verify(a: npt.NDArray[np.uint32], candidates: npt.NDArray[np.int64], days: n
             left += 1
             continue
         start = (ends[c - 1] if c else 0) - base
-        shared, containment, jaccard = _link_one(a, a_common, specific_a, sets, start, ends[c] - base,
-                                                 counts, mask, limit, min_shared)
+        missed = _room(missed, ends[c] - base - start)
+        shared, containment, jaccard = _link_one(a, a_specific, specific_a, sets, start, ends[c] - base,
+                                                 counts, mask, limit, min_shared, missed)
         if shared >= min_shared and containment >= threshold:
             linked[kept], containments[kept], jaccards[kept] = c, containment, jaccard
             kept += 1
@@ -260,41 +300,75 @@ def band_table_add(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int
     Returns the distinct earlier articles of each, ascending (one flat array and its bounds),
     and how many keys are new to the table. ``stamps`` (as long as the numbers, zero or stamped
     by earlier calls) notes which articles are found already.
+
+    The table and the chains are far larger than the caches, and a chain's next entry waits for
+    the one before: an article's bands are therefore taken a step at a time, all of them at
+    each step (first every band's slot, then the first entry of every chain, then the second
+    ...), so that the processor fetches the bands' entries side by side. An article's own
+    entries go in once its chains are read; with two bands of one key the second then meets
+    the same entries as the first, less its own, so the articles found are the same.
     """
     n = numbers.size
     mask = heads.size - 1
     found = np.empty(max(16 * n, 16), dtype=np.int64)
     bounds = np.zeros(n + 1, dtype=np.int64)
     met = np.empty(bands * max(limit, 16), dtype=np.int64)  # one article's entries met
+    slots = np.empty(bands, dtype=np.int64)  # each band's slot: its key's, or the empty one it would take
+    walk = np.empty(bands, dtype=np.int64)  # each band's next entry (-1 at a chain's end)
+    at_slot = np.empty(bands, dtype=np.uint64)
+    shift = -1  # entry >> shift is entry // bands when bands is a power of two (a division is slow)
+    if bands & (bands - 1) == 0:
+        shift = 0
+        while (1 << shift) < bands:
+            shift += 1
     size = new = 0
     for i in range(n):
         number = numbers[i]
-        if limit < 0:  # every entry of the chains: room for them all first (not in the loop below)
+        first = i * bands
+        if limit < 0:  # every entry of the chains: room for them all first
             longest = 0
             for b in range(bands):
-                entry = _band_head(table_keys, heads, keys[i * bands + b], mask)
+                entry = _band_head(table_keys, heads, keys[first + b], mask)
                 while entry >= 0:
                     longest += 1
                     entry = chain[entry]
             if longest > met.size:
                 met = _grown(met, longest)
-        count = 0
-        # The chains first (each step waits for the one before), then which articles are new.
+        # Every band's first slot at once (nothing here waits for anything else) ...
         for b in range(bands):
-            key = keys[i * bands + b]
-            s = _band_slot(key, mask)
-            while heads[s] >= 0 and table_keys[s] != key:
-                s = (s + 1) & mask
-            entry = heads[s]
-            if entry < 0:
-                table_keys[s] = key
-                new += 1
-            taken = 0
-            while entry >= 0 and taken != limit:
-                met[count] = entry
-                count += 1
-                entry = chain[entry]
-                taken += 1
+            s = _band_slot(keys[first + b], mask)
+            slots[b], walk[b], at_slot[b] = s, heads[s], table_keys[s]
+        # ... then the few that collided with another key probe on ...
+        for b in range(bands):
+            key = keys[first + b]
+            if walk[b] >= 0 and at_slot[b] != key:
+                s = (slots[b] + 1) & mask
+                while heads[s] >= 0 and table_keys[s] != key:
+                    s = (s + 1) & mask
+                slots[b], walk[b] = s, heads[s]
+        # ... then the chains, a step of each at a time.
+        count = taken = 0
+        going = True
+        while going and taken != limit:
+            going = False
+            for b in range(bands):
+                entry = walk[b]
+                if entry >= 0:
+                    met[count] = entry
+                    count += 1
+                    walk[b] = chain[entry]
+                    going = True
+            taken += 1
+        # The article's own entries, in band order (a new key's slot may be taken by now).
+        for b in range(bands):
+            key, s = keys[first + b], slots[b]
+            if heads[s] < 0 or table_keys[s] != key:
+                s = _band_slot(key, mask)
+                while heads[s] >= 0 and table_keys[s] != key:
+                    s = (s + 1) & mask
+                if heads[s] < 0:
+                    table_keys[s] = key
+                    new += 1
             mine = number * bands + b
             chain[mine] = heads[s]
             heads[s] = mine
@@ -303,7 +377,7 @@ def band_table_add(table_keys: npt.NDArray[np.uint64], heads: npt.NDArray[np.int
         start = size
         stamp = number + 1
         for q in range(count):
-            earlier = met[q] // bands
+            earlier = met[q] >> shift if shift >= 0 else met[q] // bands
             if earlier != number and stamps[earlier] != stamp:
                 stamps[earlier] = stamp
                 found[size] = earlier
@@ -365,6 +439,7 @@ def count_and_verify(first_seq: int, sets: npt.NDArray[np.uint32], ends: npt.NDA
     bounds = np.zeros(m + 1, dtype=np.int64)
     kept = 0
     held_from = counted_from  # the first set held in `sets` (earlier ones are archived)
+    missed = np.empty(1024, dtype=np.uint32)  # room for a candidate's shingles (see _link_one)
     for j in range(m):
         seq = first_seq + j
         start, end = _set_of(seq, sets, ends, base)
@@ -384,26 +459,26 @@ def count_and_verify(first_seq: int, sets: npt.NDArray[np.uint32], ends: npt.NDA
                     counter_remove(counts, sets[s:e], mask, cap)
                 counted_from += 1
         if a.size and candidate_bounds[j + 1] > candidate_bounds[j]:
-            a_common = np.empty(a.size, dtype=np.bool_)
-            for i in range(a.size):
-                a_common[i] = counts[a[i] & mask] > limit
-            specific_a = int(a.size - np.count_nonzero(a_common))
+            a_specific, specific_a = _specific(a, counts, mask, limit)
             for p in range(candidate_bounds[j], candidate_bounds[j + 1]):
                 c = candidates[p]
                 if not np.isnan(day) and not (np.isnan(days[c]) or abs(days[c] - day) <= windows[j]):
                     continue
                 if c >= held_from:
                     s, e = _set_of(c, sets, ends, base)
-                    shared, containment, jaccard = _link_one(a, a_common, specific_a, sets, s, e, counts, mask,
-                                                             limit, min_shared)
+                    missed = _room(missed, e - s)
+                    shared, containment, jaccard = _link_one(a, a_specific, specific_a, sets, s, e, counts, mask,
+                                                             limit, min_shared, missed)
                 else:
                     at = np.searchsorted(archived_seqs, c)
                     if at == archived_seqs.size or archived_seqs[at] != c:
                         return linked[:kept], containments[:kept], jaccards[:kept], bounds, counted_from, \
                             newest_day, c
                     s = archived_ends[at - 1] if at else 0
-                    shared, containment, jaccard = _link_one(a, a_common, specific_a, archived_sets, s,
-                                                             archived_ends[at], counts, mask, limit, min_shared)
+                    missed = _room(missed, archived_ends[at] - s)
+                    shared, containment, jaccard = _link_one(a, a_specific, specific_a, archived_sets, s,
+                                                             archived_ends[at], counts, mask, limit, min_shared,
+                                                             missed)
                 if shared >= min_shared and containment >= threshold:
                     linked[kept], containments[kept], jaccards[kept] = c, containment, jaccard
                     kept += 1
