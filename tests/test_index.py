@@ -176,3 +176,43 @@ def test_compiled_kernels_count_and_verify_bit_for_bit_as_numpy(
     got = overlap_many(a, a_common, others, compiled, limit)
     for want, have in zip(expected, got, strict=True):
         assert want.dtype == have.dtype and want.tolist() == have.tolist()
+
+
+_WIDE_SET = st.lists(st.integers(0, 700) | st.integers(0, 2**32 - 1), max_size=400).map(
+    lambda values: np.unique(np.array(values, dtype=np.uint32)))
+
+
+def _part_of(data: st.DataObject, a: np.ndarray) -> np.ndarray:
+    """Some of ``a``'s values (any of them, or every n-th: a few) with other values, sorted and distinct."""
+    if data.draw(st.booleans()):
+        part = a[np.array(data.draw(st.lists(st.booleans(), min_size=a.size, max_size=a.size)), dtype=bool)]
+    else:
+        part = a[data.draw(st.integers(0, 9)) :: data.draw(st.integers(5, 40))]
+    return np.union1d(part, data.draw(_WIDE_SET | _SET)).astype(np.uint32)
+
+
+@settings(max_examples=120, deadline=None)
+@given(_WIDE_SET, st.integers(0, 8), st.integers(1, 4), st.integers(0, 4), st.floats(0.0, 1.0), st.data())
+def test_compiled_verification_links_what_numpy_overlaps_link(
+        a: np.ndarray, k: int, limit: int, min_shared: int, threshold: float, data: st.DataObject) -> None:
+    """The compiled verification (a merge for sets of like sizes, a search of the larger one for
+    a small candidate) links exactly the candidates whose overlap, as numpy computes it, passes."""
+    from dedup import _compiled
+    from dedup.match import SharedTextCounter, overlap_many
+
+    # Candidates and other articles made of parts of a: shared shingles, some of them common.
+    others = [_part_of(data, a) if data.draw(st.booleans()) else data.draw(_WIDE_SET | _SET) for _ in range(k)]
+    counter = SharedTextCounter(16)
+    for s in [*(_part_of(data, a) for _ in range(data.draw(st.integers(0, 5)))), *others, a]:
+        counter.add(s)
+    shared, containment, jaccard = overlap_many(a, counter.common(a, limit), others, counter, limit)
+    want = [(i, containment[i], jaccard[i]) for i in range(len(others))
+            if shared[i] >= min_shared and containment[i] >= threshold]
+    sets = np.concatenate(others) if others else np.empty(0, dtype=np.uint32)
+    ends = np.cumsum([s.size for s in others], dtype=np.int64)
+    days = np.full(len(others), np.nan)
+    candidates = np.arange(len(others), dtype=np.int64)
+    linked, containments, jaccards, archived = _compiled.verify(
+        a, candidates, days, np.nan, 3.0, sets, ends, 0, *counter.table, limit, min_shared, threshold, 0)
+    assert archived.size == 0
+    assert list(zip(linked.tolist(), containments.tolist(), jaccards.tolist(), strict=True)) == want
