@@ -32,7 +32,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from dedup._errors import DuplicateIdError
+from dedup._errors import DedupError, DuplicateIdError
 from dedup._model import Article, Decision, ProvenanceEntry, Story, positional
 from dedup._runs import Place, articles_at, content_digest
 from dedup.match import BandIndex, MatchConfig, SharedTextCounter, check_banding, overlap, overlap_many
@@ -631,7 +631,7 @@ class Detector:
     """
 
     def __init__(self, config: DetectorConfig | None = None, store: SQLiteStore | None = None, *,
-                 keep_texts: bool | None = None) -> None:
+                 keep_texts: bool | None = None, keep_details: bool = True) -> None:
         self.config = config or DetectorConfig()
         sk, mc = self.config.sketch, self.config.match
         self._signer = _signer(sk)
@@ -639,6 +639,11 @@ class Detector:
         self._store = store
         # Texts are the bulk of an article; with a store they are read back from it when asked.
         self._keep_texts = store is None if keep_texts is None else keep_texts
+        if not keep_details and (store is not None or self._keep_texts):
+            raise ValueError("keep_details=False is for a detector in memory that keeps no texts (keep_texts=False)")
+        # The display fields (title, url, byline, credit text, first seen) of a detector that keeps
+        # no texts are archived, unless nothing will read them.
+        self._keep_details = keep_details
         self._closed = False
         self._kernels: ModuleType | None = None  # dedup._compiled, after compile()
         self._archive = _Archive(store)
@@ -719,13 +724,17 @@ class Detector:
         return cls(config, SQLiteStore(state_dir, config.sketch.fingerprint))
 
     @classmethod
-    def in_memory(cls, config: DetectorConfig | None = None, *, keep_texts: bool = True) -> Detector:
+    def in_memory(cls, config: DetectorConfig | None = None, *, keep_texts: bool = True,
+                  keep_details: bool = True) -> Detector:
         """A detector whose state lives only as long as the object.
 
         ``keep_texts=False`` keeps no article texts (``record(id).text`` is then empty): for
-        callers that only want the clusters of a large dump.
+        callers that only want the clusters of a large dump. With it, ``keep_details=False``
+        keeps no display fields either (title, url, byline, credit text, first seen): for
+        callers that want only each article's story and decision (:meth:`assignments`,
+        :meth:`brief_columns`); :meth:`record` and :meth:`story` then refuse.
         """
-        return cls(config, None, keep_texts=keep_texts)
+        return cls(config, None, keep_texts=keep_texts, keep_details=keep_details)
 
     # -- adding -------------------------------------------------------------------------------
 
@@ -1028,12 +1037,12 @@ class Detector:
         credits = p.sketch.credits
         credit = credits[0] if credits else None
         # Without a store the row is built as memory keeps it (nothing reads the rest back); a
-        # detector that keeps no texts keeps the display fields in the archive.
+        # detector that keeps no texts keeps the display fields in the archive (if it keeps them).
         stored = self._store is not None
         details = None
-        if not self._keep_texts:
+        if not self._keep_texts and self._keep_details:
             details = (article.title, article.url, article.byline, credit.text if credit else None, article.fetched_at)
-        blank = details is not None and not stored
+        blank = not self._keep_texts and not stored
         row = _new_row(
             seq=seq,
             id=article.id,
@@ -1111,9 +1120,8 @@ class Detector:
         archives the display fields (``details``, else read from ``row``).
         """
         if not self._keep_texts:
-            if details is None:
-                details = tuple(getattr(row, f) for f in _DETAILS)
-            self._archive.put_details(row.seq, details)
+            if self._keep_details:
+                self._archive.put_details(row.seq, details or tuple(getattr(row, f) for f in _DETAILS))
             if not blank and any((row.title, row.url, row.byline, row.credit_text, row.fetched_at, row.text,
                                   row.signature.size, row.shingles.size)):
                 row = dataclasses.replace(row, title="", url="", byline="", credit_text=None, fetched_at="",
@@ -1176,6 +1184,7 @@ class Detector:
 
     def _display_fields(self, seq: int) -> tuple[str, str, str]:
         """An article's title, url and first-seen time, from the archive when memory left them there."""
+        self._check_details()
         if self._archive.has_details(seq):
             title, url, _, _, fetched_at = self._archive.get_details(seq)
             return title or "", url or "", fetched_at or ""
@@ -1184,6 +1193,7 @@ class Detector:
 
     def _full_row(self, seq: int) -> StoredArticle:
         """An article's row with what memory left on disk read back (not the text)."""
+        self._check_details()
         row = self._rows[seq]
         if self._archive.has_details(seq):
             title, url, byline, credit_text, fetched_at = self._archive.get_details(seq)
@@ -1393,6 +1403,11 @@ class Detector:
                            link.containment, link.similarity) for story, link in ranked]
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def _check_details(self) -> None:
+        if not self._keep_details:
+            raise DedupError("this detector keeps no display fields (title, url, byline, credit text, first seen): "
+                             "open it with keep_details=True to read records and stories")
 
     def _check_open(self) -> None:
         if self._closed:

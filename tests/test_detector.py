@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 from unittest import mock
@@ -9,7 +10,7 @@ from edits import appended, boilerplate, credited, first_half, house_spelling, n
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup import Article, Detector, DuplicateIdError
+from dedup import Article, DedupError, Detector, DuplicateIdError
 
 
 def art(i: str, text: str, **kw: str | bool) -> Article:
@@ -215,6 +216,26 @@ def test_compiled_matching_gives_the_same_decisions_and_starts_by_itself_when_la
     with Detector.open(tmp_path) as reopened:  # a state that large is replayed compiled
         assert reopened.compiled
         assert reopened.add_many(items[len(items) // 2 :], chunk_size=4) == expected[len(items) // 2 :]
+
+
+def test_a_detector_that_keeps_no_display_fields_clusters_alike_and_refuses_to_show_them(
+        stories: dict[str, str]) -> None:
+    """A scan that writes only the items table keeps no titles, urls, bylines, credit texts or
+    first-seen times: its decisions and columns are those of a detector that keeps them, and
+    what would show them says they were not kept instead of showing them empty."""
+    items = [dataclasses.replace(a, title=f"title {a.id}", url=f"https://example.com/{a.id}") for a in _many(stories)]
+    fields = ("id", "action", "best_match_id", "similarity", "containment", "credit", "credit_where", "embedded_in")
+    with Detector.in_memory(keep_texts=False) as full, Detector.in_memory(keep_texts=False, keep_details=False) as bare:
+        assert bare.add_many(items) == full.add_many(items)
+        assert list(bare.assignments()) == list(full.assignments())
+        assert list(bare.brief_columns(fields)) == list(full.brief_columns(fields))
+        assert full.record(items[0].id).title == items[0].title
+        with pytest.raises(DedupError, match=r"keeps no display fields.*keep_details=True"):
+            bare.record(items[0].id)
+        with pytest.raises(DedupError, match="keeps no display fields"):
+            bare.story_of(items[0].id)
+    with pytest.raises(ValueError, match="keep_texts=False"):
+        Detector.in_memory(keep_details=False)
 
 
 @pytest.mark.parametrize("batch_rows", [1, 3, 1000])
