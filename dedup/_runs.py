@@ -75,19 +75,10 @@ def write_run(path: Path, numbered: list[tuple[int, Article]], encoded: Mapping[
     without them, in UTF-8, by number. With ``lines`` the texts are left where those say (the
     articles come without them) and no digests are computed (an empty list)."""
     if lines is not None:
-        keyed: list[tuple[tuple[Any, ...], Any]] = [
-            ((n, a.id, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at, a.outlet_is_agency, None),
-             (lines.starts[n - lines.first], lines.lengths[n - lines.first]))
-            for n, a in numbered
-        ]
+        keyed = [((n, a.id, a.title, a.url, a.outlet, a.published, a.byline, a.fetched_at, a.outlet_is_agency, None),
+                  n - lines.first) for n, a in numbered]
         keyed.sort(key=_row_order)
-        with open(path, "wb") as fh:
-            for start in range(0, len(keyed), RUN_BLOCK):
-                block = keyed[start : start + RUN_BLOCK]
-                where = pickle.dumps((lines.source, lines.id_key, lines.text_key, [at for _, at in block]),
-                                     protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump((len(where), [row for row, _ in block]), fh, protocol=pickle.HIGHEST_PROTOCOL)
-                fh.write(where)
+        write_line_run(path, [row for row, _ in keyed], lines, [at for _, at in keyed])
         return []
     rows: list[tuple[tuple[Any, ...], Any]] = []
     for n, a in numbered:
@@ -104,6 +95,18 @@ def write_run(path: Path, numbered: list[tuple[int, Article]], encoded: Mapping[
             pickle.dump((len(texts), [row for row, _ in block]), fh, protocol=pickle.HIGHEST_PROTOCOL)
             fh.write(texts)
     return digests
+
+
+def write_line_run(path: Path, rows: list[tuple[Any, ...]], lines: Lines, at: Sequence[int]) -> None:
+    """A run file of rows (digest None) in time order, each with where its line is: the line
+    ``at[i]`` of ``lines`` (counted from its first) for ``rows[i]``."""
+    with open(path, "wb") as fh:
+        for start in range(0, len(rows), RUN_BLOCK):
+            where = pickle.dumps((lines.source, lines.id_key, lines.text_key,
+                                  [(lines.starts[i], lines.lengths[i]) for i in at[start : start + RUN_BLOCK]]),
+                                 protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((len(where), rows[start : start + RUN_BLOCK]), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.write(where)
 
 
 def _row_order(pair: tuple[tuple[Any, ...], Any]) -> tuple[bool, str, str]:

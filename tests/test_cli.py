@@ -978,6 +978,49 @@ def test_a_worker_run_of_a_plain_jsonl_file_holds_where_the_lines_are_not_the_te
         articles_at([place for _, place in merged])
 
 
+def test_a_clean_block_is_written_by_columns_as_it_would_be_article_by_article(
+        tmp_path: Path, stories: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker writes the run of a clean block of a plain JSONL file from polars's columns
+    (sorted by polars, rows zipped): the run file and what the reading process is told are the
+    bytes and values the article-by-article way gives. The block has undated rows, equal times
+    (ordered by id, then line), missing and null fields, an agency flag, integer ids and renamed
+    columns; a row without an id sends the block the other way, which names its line."""
+    from dedup import dump
+    from dedup.dump import InputError, _read_block
+
+    rows: list[dict[str, Any]] = []
+    for i, (k, t) in enumerate(stories.items()):
+        rows.append({"key": f"{k}-b", "body": t, "published": "2016-01-02 10:00", "title": None})
+        rows.append({"key": f"{k}-a", "body": t + " 1", "published": "2016-01-02 10:00", "url": f"https://x/{k}",
+                     "outlet": "spa", "outlet_is_agency": i % 2 == 0})
+        rows.append({"key": f"{k}-u", "body": t + " 2", "byline": "رويترز", "fetched_at": "2016-01-03"})
+        rows.append({"key": i, "body": t + " 3", "published": f"2015-12-{10 + i}"})
+    rows.append(dict(rows[0]))  # an id repeated (told apart later, by the reading process)
+    columns = Columns(id="key", text="body")
+
+    def both_ways(path: Path) -> list[tuple[list[Any], bytes]]:
+        out = []
+        for way in ("columns", "articles"):
+            run = tmp_path / f"{path.stem}-{way}.run"
+            with monkeypatch.context() as m:
+                if way == "articles":
+                    m.setattr(dump, "_jsonl_block_run", lambda *args: None)
+                checked = _read_block(str(path), 1, (0, path.stat().st_size), columns, str(run))
+            # (an error row as its message: exceptions compare by identity)
+            out.append(([e if len(e) == 3 else (e[0], str(e[1])) for e in checked], run.read_bytes()))
+        return out
+
+    (by_columns, by_articles) = both_ways(write_jsonl(tmp_path / "clean.jsonl", rows))
+    assert by_columns == by_articles
+    assert [entry[1] for entry in by_columns[0]] == [str(r["key"]) for r in rows]
+    # A row without an id: the block goes the row-by-row way, which names the line.
+    no_id = write_jsonl(tmp_path / "no_id.jsonl", [*rows[:3], {"body": "نص"}])
+    (by_columns, by_articles) = both_ways(no_id)
+    assert by_columns == by_articles
+    assert [e for e in by_columns[0] if len(e) == 2] == [
+        (4, str(InputError(str(no_id), 4, "missing 'id'", "Every row needs an 'id' and a 'text'")))]
+
+
 def test_a_row_has_one_fingerprint_whichever_way_a_worker_reads_it(tmp_path: Path, stories: dict[str, str]) -> None:
     """Repeated ids are told apart by fingerprint: polars computes it from the columns of a
     clean block, the checking reader (a block with a blank line), a compressed file's block and
