@@ -592,7 +592,7 @@ def _jsonl_blocks(path: str, report: ReadReport | None, skip_bad: bool) -> Itera
                 continue
             block, tail = data[:cut], data[cut:]
             yield line, block
-            line += block.count(b"\n")
+            line += len(_line_breaks(block))
     if tail:
         yield line, tail
 
@@ -614,7 +614,7 @@ def _jsonl_spans(path: str) -> Iterator[tuple[int, tuple[int, int]]]:
                 continue
             end = read - size + cut
             yield line, (start, end)
-            line += buffer.count(b"\n", 0, cut)
+            line += len(_line_breaks(buffer, cut))
             start = end
     if start < read:
         yield line, (start, read)
@@ -693,15 +693,16 @@ def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Column
 _new_article = positional(Article)  # for rows whose values were checked (see _jsonl_block_polars)
 
 
-def _line_breaks(data: bytes) -> list[int]:
-    """Where the line feeds of ``data`` are: found one by one with ``bytes.find`` (memchr), 5x
-    faster on a 32 MB block than numpy's compare and ``bytes.count`` (which only counts)."""
+def _line_breaks(data: bytes | bytearray, end: int | None = None) -> list[int]:
+    """Where the line feeds of ``data`` (up to ``end``) are: found one by one with ``find``
+    (memchr), 5x faster on a 32 MB block than numpy's compare or ``count``, which only counts."""
     breaks: list[int] = []
+    end = len(data) if end is None else end
     find = data.find
-    at = find(b"\n")
+    at = find(b"\n", 0, end)
     while at >= 0:
         breaks.append(at)
-        at = find(b"\n", at + 1)
+        at = find(b"\n", at + 1, end)
     return breaks
 
 
