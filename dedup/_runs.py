@@ -7,10 +7,9 @@ once) with the size of the second pickle, then the texts in UTF-8, as written. A
 merges runs without needing the texts skips them unread.
 
 A run of an uncompressed JSONL file holds no texts (:class:`Lines`): the second pickle says
-where each article's line is in that file, and the text is read from there when it is needed.
-Copying the texts into the runs and reading them back cost as much as parsing the dump, and as
-much disk. The rows of a block that polars read hold their digests (hashed from polars's UTF-8);
-other rows have none, and it is computed from the text read back.
+where each article's line is in that file, and the text is read from there when it is needed
+(the rows then have no digest: it is computed from the text read). Copying the texts into the
+runs and reading them back cost as much as parsing the dump, and as much disk.
 
 Every article of a run has a :data:`Place` (file, where its block starts, its place in it, its
 id), by which a worker process reads it back (:func:`articles_at`) instead of being sent its
@@ -99,8 +98,8 @@ def write_run(path: Path, numbered: list[tuple[int, Article]], encoded: Mapping[
 
 
 def write_line_run(path: Path, rows: list[tuple[Any, ...]], lines: Lines, at: Sequence[int]) -> None:
-    """A run file of rows in time order, each with where its line is: the line ``at[i]`` of
-    ``lines`` (counted from its first) for ``rows[i]``."""
+    """A run file of rows (digest None) in time order, each with where its line is: the line
+    ``at[i]`` of ``lines`` (counted from its first) for ``rows[i]``."""
     with open(path, "wb") as fh:
         for start in range(0, len(rows), RUN_BLOCK):
             where = pickle.dumps((lines.source, lines.id_key, lines.text_key,

@@ -740,11 +740,9 @@ def _jsonl_block_run(data: bytes, first_line: int, columns: Columns, run: str, l
                      ) -> list[_Checked] | None:
     """:func:`_read_block` of a clean block whose run holds where the lines are, by columns:
     polars reads, fingerprints and sorts the block, and the run's rows are zipped from its
-    columns (no Article made for each, and no text decoded). The rows hold their content
-    digests, hashed from the texts in UTF-8 as polars holds them: the workers that sketch the
-    articles read the texts back, but need not encode them again to hash them. None when the
-    block must go the other ways (:func:`_polars_frame` says no, or a row has no id: those name
-    their line). ``count``: the block's lines."""
+    columns (no Article made for each, and no text decoded). None when the block must go the
+    other ways (:func:`_polars_frame` says no, or a row has no id: those name their line).
+    ``count``: the block's lines."""
     frame = _polars_frame(data, columns, count)
     if frame is None:
         return None
@@ -758,12 +756,9 @@ def _jsonl_block_run(data: bytes, first_line: int, columns: Columns, run: str, l
     published = pl.col("published").fill_null("")
     ordered = frame.drop("text").with_row_index("at").sort([published == "", published, "id"], maintain_order=True)
     at = ordered["at"].to_list()
-    fields = [ordered[f].fill_null("").to_list() for f in _OPTIONAL]
-    encoded = frame["text"].fill_null("").cast(pl.Binary).to_list()  # (in line order)
-    title, url, outlet, published_at = fields[:4]
-    digests = [content_digest(encoded[i], *row) for i, *row in zip(at, title, url, outlet, published_at, strict=True)]
-    rows = list(zip([first_line + i for i in at], ordered["id"].to_list(), *fields,
-                    ordered["outlet_is_agency"].fill_null(False).to_list(), digests, strict=True))
+    rows = list(zip([first_line + i for i in at], ordered["id"].to_list(),
+                    *(ordered[f].fill_null("").to_list() for f in _OPTIONAL),
+                    ordered["outlet_is_agency"].fill_null(False).to_list(), itertools.repeat(None)))
     write_line_run(Path(run), rows, lines, at)
     return [(first_line + i, article_id, fingerprint)
             for i, (article_id, fingerprint) in enumerate(zip(ids.to_list(), printed, strict=True))]
