@@ -358,7 +358,10 @@ def _worker_setup() -> None:
 #: between the three evenly, and the adding process got less than a core while the workers
 #: sketched batches it was not ready for: a 100k-article scan took 12.6-12.8 s at equal
 #: priority, 12.0-12.6 s with this (4 interleaved runs each). When the adding process waits for
-#: a sketch, it leaves the core to the workers, whatever their priority.
+#: a sketch, it leaves the core to the workers, whatever their priority. Since its kernels got
+#: faster the workers are the slower side while adding, and the priority no longer shows (4
+#: interleaved pairs at 100k: medians 14.23 s at 10, 14.26 s at 0); it is kept for machines and
+#: dumps where the adding process is the slower side again.
 WORKER_NICENESS = 10
 
 #: Thresholds of Python's cycle collector (:func:`gc.set_threshold`) in the worker processes,
