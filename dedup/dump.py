@@ -350,7 +350,7 @@ def _read_block(path: str, first_line: int, block: bytes | tuple[int, int], colu
 
     The run of a block read from the file holds no texts, only where each line is (see
     :class:`dedup._runs.Lines`): they are read from there again when the articles are sketched."""
-    lines = None
+    lines, count = None, None
     if isinstance(block, tuple):
         start, end = block
         with open(path, "rb") as fh:
@@ -365,12 +365,16 @@ def _read_block(path: str, first_line: int, block: bytes | tuple[int, int], colu
         lines = Lines(path, columns.id, columns.text, first_line, [s + start for s in starts],
                       [e - s for s, e in zip(starts, ends, strict=True)])
         count = len(breaks) + (0 if block.endswith(b"\n") else 1)
-        if (fast_run := _jsonl_block_run(block, first_line, columns, run, lines, count)) is not None:
+    frame = _polars_frame(block, columns, count)  # (read once, whichever way the block then goes)
+    if frame is not None and lines is not None:
+        fast_run = _jsonl_block_run(frame, first_line, columns, run, lines)
+        if fast_run is not None:
             return fast_run
     prints: dict[int, int] = {}  # the fingerprints of the articles read by polars, by line number
     # The texts of the articles read by polars: none (read from the file again), or left in UTF-8 for the run.
     encoded: dict[int, bytes] | None = None if lines is not None else {}
-    fast = _jsonl_block_polars(block, path, first_line, columns, encoded, prints, texts=lines is None)
+    fast = None if frame is None else _polars_rows(frame, path, first_line, columns, encoded, prints,
+                                                   texts=lines is None)
     return _checked_run(_jsonl_block_checked(block, path, first_line, columns) if fast is None else fast, run,
                         encoded, lines, prints)
 
@@ -657,8 +661,13 @@ def _jsonl_block_polars(data: bytes, path: str, first_line: int, columns: Column
     without ``texts``, they come without them, and the texts go nowhere. ``prints`` gets the
     fingerprint of each article (:func:`_fingerprints`) by line number."""
     frame = _polars_frame(data, columns)
-    if frame is None:
-        return None
+    return None if frame is None else _polars_rows(frame, path, first_line, columns, encoded, prints, texts=texts)
+
+
+def _polars_rows(frame: pl.DataFrame, path: str, first_line: int, columns: Columns,
+                 encoded: dict[int, bytes] | None = None, prints: dict[int, int] | None = None, *,
+                 texts: bool = True) -> list[_Row]:
+    """:func:`_jsonl_block_polars` of a block that :func:`_polars_frame` read."""
     lines = frame.height
     wanted = [getattr(columns, f) for f in _FIELDS]
     names = {getattr(columns, f): f for f in _FIELDS}
@@ -713,7 +722,7 @@ def _polars_frame(data: bytes, columns: Columns, lines: int | None = None) -> pl
     if not data or data[:1].isspace() or _BLANK_OR_INDENTED.search(data) or _non_string_value(data, columns):
         return None
     if lines is None:
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        lines = len(_line_breaks(data)) + (0 if data.endswith(b"\n") else 1)
     wanted = [getattr(columns, f) for f in _FIELDS]
     if len(set(wanted)) < len(wanted):  # one column for two fields: the checking reader
         return None
@@ -736,16 +745,13 @@ def _polars_frame(data: bytes, columns: Columns, lines: int | None = None) -> pl
     return None if nul and _lone_surrogate(data) else frame
 
 
-def _jsonl_block_run(data: bytes, first_line: int, columns: Columns, run: str, lines: Lines, count: int
+def _jsonl_block_run(frame: pl.DataFrame, first_line: int, columns: Columns, run: str, lines: Lines
                      ) -> list[_Checked] | None:
-    """:func:`_read_block` of a clean block whose run holds where the lines are, by columns:
-    polars reads, fingerprints and sorts the block, and the run's rows are zipped from its
-    columns (no Article made for each, and no text decoded). None when the block must go the
-    other ways (:func:`_polars_frame` says no, or a row has no id: those name their line).
-    ``count``: the block's lines."""
-    frame = _polars_frame(data, columns, count)
-    if frame is None:
-        return None
+    """:func:`_read_block` of a clean block (``frame``, read by :func:`_polars_frame` with the
+    input's column names) whose run holds where the lines are, by columns: polars
+    fingerprints and sorts the block, and the run's rows are zipped from its columns (no
+    Article made for each, and no text decoded). None when a row has no id: the block then goes
+    the row-by-row way, which names its line."""
     frame = frame.rename({getattr(columns, f): f for f in _FIELDS if getattr(columns, f) != f})
     ids = frame["id"]
     if ids.null_count() or (ids == "").any():

@@ -1019,6 +1019,12 @@ def test_a_clean_block_is_written_by_columns_as_it_would_be_article_by_article(
     assert by_columns == by_articles
     assert [e for e in by_columns[0] if len(e) == 2] == [
         (4, str(InputError(str(no_id), 4, "missing 'id'", "Every row needs an 'id' and a 'text'")))]
+    # polars reads such a block once, whichever way it then goes.
+    reads = []
+    polars_frame = dump._polars_frame
+    monkeypatch.setattr(dump, "_polars_frame", lambda *args: reads.append(1) or polars_frame(*args))
+    _read_block(str(no_id), 1, (0, no_id.stat().st_size), columns, str(tmp_path / "once.run"))
+    assert len(reads) == 1
 
 
 def test_a_row_has_one_fingerprint_whichever_way_a_worker_reads_it(tmp_path: Path, stories: dict[str, str]) -> None:
