@@ -1120,7 +1120,8 @@ class Detector:
         The signature is already in the band index, and the text stays in the store (or is kept
         only when asked): neither is held in the row, nor the shingles (kept beside it, see
         :meth:`_shingles`). A detector that keeps no texts (a bulk load or a long-running state)
-        archives the display fields (``details``, else read from ``row``).
+        archives the display fields (``details``, else read from ``row``), unless it keeps none
+        (``keep_details=False``).
         """
         if not self._keep_texts:
             if self._keep_details:
@@ -1184,6 +1185,11 @@ class Detector:
 
     def _shingles(self, seq: int) -> HashArray:
         return self._archive.get(seq) if seq < len(self._archive) else self._live.get(seq)
+
+    def _check_details(self) -> None:
+        if not self._keep_details:
+            raise DedupError("this detector keeps no display fields (title, url, byline, credit text, first seen): "
+                             "open it with keep_details=True to read records and stories")
 
     def _display_fields(self, seq: int) -> tuple[str, str, str]:
         """An article's title, url and first-seen time, from the archive when memory left them there."""
@@ -1406,11 +1412,6 @@ class Detector:
                            link.containment, link.similarity) for story, link in ranked]
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def _check_details(self) -> None:
-        if not self._keep_details:
-            raise DedupError("this detector keeps no display fields (title, url, byline, credit text, first seen): "
-                             "open it with keep_details=True to read records and stories")
 
     def _check_open(self) -> None:
         if self._closed:
