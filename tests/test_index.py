@@ -36,7 +36,7 @@ def test_same_candidates_as_minhashlsh_one_batch(stories: dict[str, str]) -> Non
 @given(
     st.lists(st.lists(st.integers(0, 3), min_size=8, max_size=8), min_size=1, max_size=30),
     st.integers(1, 30),
-    st.sampled_from([(4, 2), (8, 1), (2, 4)]),
+    st.sampled_from([(4, 2), (8, 1), (2, 4), (3, 2)]),  # (3 bands: an entry's article by division, not a shift)
     st.sampled_from([None, 1, 2, 5]),
     st.integers(-1, 30),
     st.booleans(),
@@ -45,6 +45,8 @@ def test_same_candidates_as_minhashlsh_one_batch(stories: dict[str, str]) -> Non
 @example(np.random.default_rng(0).integers(0, 2, (30, 8)).tolist(), 3, (4, 2), 2, -1, False)
 # Compiled after some articles, with buckets fuller than the limit: their entries move in order.
 @example(np.random.default_rng(0).integers(0, 2, (30, 8)).tolist(), 4, (4, 2), 2, 13, True)
+# Compiled with 3 bands, which finds an entry's article by division, not a shift.
+@example(np.random.default_rng(0).integers(0, 2, (30, 8)).tolist(), 4, (3, 2), 2, 0, False)
 def test_batches_of_any_size_equal_one_at_a_time(
     rows: list[list[int]], batch: int, banding: tuple[int, int], limit: int | None, compile_at: int,
     replayed: bool,
