@@ -445,8 +445,9 @@ def test_fast_and_checking_jsonl_readers_agree_on_articles_and_order(rows, rnd) 
 _RAW_VALUES = {  # JSON values as written in a dump, for any field
     "id": ['"a"', '"ب"', '""', "7", "-3", "123456789012345678901234567890", "5.5", "1e3", "true", "null", '[1]'],
     "text": ['"نص"', '""', "null", "5", '["x"]', '{"a": 1}', '"x\\ny"', '"x\\ud800y"', '"\\ud83d\\ude00"',
-             '"\\\\ud800\\udc00"'],
-    "title": ['"عنوان"', "null", "2015", "false"],
+             '"\\\\ud800\\udc00"', "[]", "{ }", '[{"b": [2]}]', "-1.5e-7"],
+    # Strings that read as polars writes other values, or nearly: the block is then searched.
+    "title": ['"عنوان"', "null", "2015", "false", '"431"', '"{آية}"', '"[صور] عنوان"', '"true"', '{"a": null}'],
     "published": ['"2015-07-21 08:00:00"', '""', "null", "20150721"],
     "outlet_is_agency": ["true", "false", "null", '"yes"', "1"],
 }
@@ -461,6 +462,9 @@ _RAW_VALUES = {  # JSON values as written in a dump, for any field
 @example([{"id": '"a"', "text": '"x\\ud800y"'}])
 # A backslash, then the letters "ud800", then a lone escaped low half: the letters are no escape.
 @example([{"id": '"a"', "text": '"\\\\ud800\\udc00"'}])
+# A list or an object alone where a string belongs (polars writes them as their JSON text).
+@example([{"id": '"a"', "text": '["x"]'}])
+@example([{"id": '"a"', "title": '{"a": null}'}, {"id": '"b"', "text": "[]"}])
 def test_the_fast_jsonl_reader_answers_only_what_the_checking_reader_answers(lines: list[dict[str, str]]) -> None:
     # Whatever a dump holds (numbers, lists, nulls where strings belong, booleans written
     # otherwise), the polars reader either leaves the block to the line-by-line reader or gives
@@ -473,6 +477,20 @@ def test_the_fast_jsonl_reader_answers_only_what_the_checking_reader_answers(lin
         return
     checked = list(_jsonl_block_checked(data, "in.jsonl", 1, Columns()))
     assert [(n, str(r)) for n, r in fast] == [(n, str(r)) for n, r in checked]
+
+
+@pytest.mark.parametrize("between", ["\n", "\r\n", "   \n", " ", "\t", "\r"])
+def test_lines_blank_or_opening_with_white_space_are_read_as_the_checking_reader_reads_them(between: str) -> None:
+    """A blank line, a line of white space or a line that opens with some between two articles:
+    the polars reader leaves the block to the line-by-line reader, or gives its very articles
+    and errors, numbered by their lines."""
+    from dedup.dump import _jsonl_block_checked, _jsonl_block_polars
+
+    data = ('{"id": "a", "text": "نص"}\n' + between + '{"id": "b", "text": "نص آخر"}\n{"id": "c"}\n').encode()
+    fast = _jsonl_block_polars(data, "in.jsonl", 1, Columns())
+    checked = [(n, str(r)) for n, r in _jsonl_block_checked(data, "in.jsonl", 1, Columns())]
+    assert fast is None or [(n, str(r)) for n, r in fast] == checked
+    assert checked[-1][0] == (4 if between.endswith("\n") else 3)  # the last article's line
 
 
 def test_match_only_finds_stories_in_a_state_without_adding(tmp_path: Path, stories: dict[str, str]) -> None:
