@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from dedup._errors import DedupError
-from dedup.detector import Detector, DetectorConfig, SketchAhead, default_workers, worker_pool
+from dedup.detector import Detector, DetectorConfig, SketchAhead, default_workers, keep_freed_memory, worker_pool
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,6 +105,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
     with _signals_unwind(), _no_cycle_collection(restore=not _EXIT_WHEN_DONE):
         # The workers start (and import the engine) while this process imports the readers and
         # reads the dump.
+        keep_freed_memory()  # (this process makes and drops large buffers too: see there)
         pool = worker_pool(workers) if workers > 1 and not match_only else None
         ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
         try:

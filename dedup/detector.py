@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import ctypes
 import dataclasses
 import datetime
 import functools
@@ -348,6 +349,7 @@ def _worker_setup() -> None:
     """
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     gc.set_threshold(*RARE_COLLECTIONS)
+    keep_freed_memory()
     with contextlib.suppress(OSError):  # (a system that refuses it: the workers run as they are)
         os.nice(WORKER_NICENESS)
 
@@ -368,6 +370,30 @@ WORKER_NICENESS = 10
 #: which may serve a long-running program (``dedup scan`` turns the collector off while it
 #: runs, see :func:`dedup.cli._no_cycle_collection`).
 RARE_COLLECTIONS = (50_000, 50, 100)
+
+
+def keep_freed_memory() -> None:
+    """Have C's allocator keep the memory a process frees for its next allocations (where it
+    is glibc's), for a process that makes and drops large buffers one batch after another.
+
+    By default glibc gives back to the system a buffer of 128 KB or more as soon as it is freed
+    (and the top of its heap past 128 KB): the next block of a dump read into memory, and the
+    next batch's arrays, then touch new pages, which the system must zero and map one page fault
+    at a time (each 32 MB block of a dump a worker read cost 8,192 of them). Here buffers of
+    less than 32 MB come from the heap, and up to 256 MB of freed heap is kept: reading the
+    15 blocks of a 100k-article dump took 1.57 s of CPU instead of 1.80 s (medians of 6
+    interleaved runs). The process keeps near its peak memory instead of shrinking between
+    batches. Elsewhere (another C library, another system) nothing changes.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no mallopt, or no C library to look in
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
 def _warm() -> None:
