@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import importlib
 import itertools
 import logging
 import operator
@@ -115,9 +116,11 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                 ITEM_SCHEMA,
                 STORY_BATCH,
                 STORY_SCHEMA,
+                WORKER_READ_BYTES,
                 Columns,
                 Dump,
                 ReadReport,
+                _text_bytes,
                 expand_inputs,
                 story_row,
                 write_columns,
@@ -127,6 +130,13 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             report = ReadReport()
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
+            paths = expand_inputs(list(inputs))
+            if _text_bytes(paths) >= WORKER_READ_BYTES:
+                # A dump this large is matched with the compiled kernels (Detector.compile): they
+                # are loaded beside the reading, which leaves this process waiting for the workers
+                # (0.6 s of 2 s at 100k articles), not between it and the matching.
+                threading.Thread(target=importlib.import_module, args=("dedup._compiled",), daemon=True,
+                                 name="dedup-load-kernels").start()
             # The dump is read (and sorted on disk when large) first; the articles then stream through.
             # The workers read the files of a large dump (128 MB of text or more), or else sketch
             # the articles as they are read (the order does not matter to them); the detector
@@ -134,7 +144,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             # the dump's sorted runs (the texts are not sent to them again).
             # Without a stories table nothing reads the articles' display fields (the items table
             # has none): a detector in memory then keeps none (0.5 s of this process's 11 s at 100k).
-            with Dump(expand_inputs(list(inputs)), report, skip_bad=skip_bad, columns=columns,
+            with Dump(paths, report, skip_bad=skip_bad, columns=columns,
                       on_read=ahead.submit if ahead is not None else None, pool=pool,
                       on_place=ahead.place if ahead is not None else None, texts=bool(state) or match_only) as dump, \
                     Detector.open(state) if state else Detector.in_memory(
