@@ -42,7 +42,7 @@ from dedup.store import SQLiteStore, StoredArticle
 from dedup.stories import CanonicalFacts, StoryGraph, canonical_policy
 from dedup.text.clean import clean
 from dedup.text.credits import AGENCY_KEYS, Credit, agency_of_outlet, credits_in_lines, detect_credits
-from dedup.text.shingles import HashArray, shingle_hashes, word_hashes
+from dedup.text.shingles import HashArray, shingle_hashes, word_hashes_many
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,8 +161,8 @@ def _sketch_fields(rows: list[_Fields], config: SketchConfig, digests: list[str]
     cleaned = [clean(r[0], r[1]) for r in rows]
     parents = [i for i, c in enumerate(cleaned) for _ in c.embedded]
     segments = [text for c in cleaned for text in c.embedded]
-    words = [word_hashes(t, config.hash_seed) for t in [*(c.main for c in cleaned), *segments]]
-    flat, bounds, signatures = _signer(config).shingle_and_sign(words, config.shingle_words)
+    words, counts = word_hashes_many([*(c.main for c in cleaned), *segments], config.hash_seed)
+    flat, bounds, signatures = _signer(config).shingle_and_sign_words(words, counts, config.shingle_words)
     digests = list(digests) if digests is not None else [_content_hash(*r[:5]) for r in rows]
     digests += [_content_hash(text, "", rows[i][2], rows[i][3], rows[i][4]) for i, text in zip(parents, segments,
                                                                                                  strict=True)]

@@ -154,19 +154,25 @@ class Signer:
         :meth:`sign_many`. With the default scheme, in one compiled pass, text by text
         (:func:`dedup.text.wordhash.shingles_and_signatures`).
         """
+        counts = np.fromiter((h.size for h in word_hash_lists), dtype=np.int64, count=len(word_hash_lists))
+        words = np.concatenate(word_hash_lists) if word_hash_lists else np.empty(0, dtype=np.uint64)
+        return self.shingle_and_sign_words(words, counts, n)
+
+    def shingle_and_sign_words(self, words: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64], n: int
+                               ) -> tuple[HashArray, npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+        """:meth:`shingle_and_sign` of texts whose word hashes are given end to end (text ``i``
+        has ``counts[i]`` of ``words``, as :func:`dedup.text.wordhash.word_hashes_many` gives them)."""
         if n > _POSITION_MULTIPLIERS.size:
             raise ValueError(f"shingles of more than {_POSITION_MULTIPLIERS.size} words are not supported")
         if self.config.scheme == "oph":
             from dedup.text.wordhash import shingles_and_signatures
 
-            counts = np.fromiter((h.size for h in word_hash_lists), dtype=np.int64, count=len(word_hash_lists))
-            words = np.concatenate(word_hash_lists) if word_hash_lists else np.empty(0, dtype=np.uint64)
             a, b = self._permutations
             result: tuple[HashArray, npt.NDArray[np.int64], npt.NDArray[np.uint32]] = shingles_and_signatures(
-                words.astype(np.uint64, copy=False), counts, n, _POSITION_MULTIPLIERS, self.config.num_perm,
-                a[0, 0], b[0, 0], self.config.minhash_seed, _MAX_PROBES)
+                words.astype(np.uint64, copy=False), counts.astype(np.int64, copy=False), n, _POSITION_MULTIPLIERS,
+                self.config.num_perm, a[0, 0], b[0, 0], self.config.minhash_seed, _MAX_PROBES)
             return result
-        shingles = shingle_sets(word_hash_lists, n)
+        shingles = shingle_sets(np.split(words, np.cumsum(counts)[:-1]) if counts.size else [], n)
         bounds = np.zeros(len(shingles) + 1, dtype=np.int64)
         np.cumsum([s.size for s in shingles], out=bounds[1:])
         flat = np.concatenate(shingles) if shingles else np.empty(0, dtype=np.uint32)

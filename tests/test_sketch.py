@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xxhash
 from datasketch import MinHash
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dedup import ConfigMismatchError, Detector, DetectorConfig, SketchConfig
@@ -112,6 +112,21 @@ def test_word_hashes_are_xxh64_of_the_normalized_words(text: str, seed: int) -> 
     # Python): this holds it to the definition, for every character and word length.
     expected = [xxhash.xxh64_intdigest(w.encode("utf-8"), seed) for w in normalized_words(text)]
     assert word_hashes(text, seed).tolist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ARABIC_HEAVY, st.text(max_size=40)), max_size=6), st.sampled_from([0, 2**63 + 5]))
+@example(["كلمة", "اخرى"], 0)  # the texts are joined, but their words are not
+@example(["a\u0301", "", "ﻻ b", "c😀"], 0)  # tokens left to Python in several texts, and an empty text
+def test_word_hashes_of_several_texts_at_once_are_each_texts_own(texts: list[str], seed: int) -> None:
+    # The workers hash a batch's texts in one call of the kernel: each text gets the words it
+    # has by the definition, and no token runs from one text into the next.
+    from dedup.text.shingles import word_hashes_many
+
+    words, counts = word_hashes_many(texts, seed)
+    assert counts.tolist() == [len(normalized_words(t)) for t in texts]
+    assert words.tolist() == [xxhash.xxh64_intdigest(w.encode("utf-8"), seed) for t in texts
+                              for w in normalized_words(t)]
 
 
 @settings(max_examples=300, deadline=None)

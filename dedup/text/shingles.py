@@ -9,6 +9,8 @@ well-mixed function of the n-gram), at a twentieth of the cost.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -41,6 +43,14 @@ def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
     from dedup.text.wordhash import word_hashes as compiled
 
     return compiled(text, seed)
+
+
+def word_hashes_many(texts: Sequence[str], seed: int = 0) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """:func:`word_hashes` of several texts, end to end, and how many each has (in one call of
+    the compiled kernel)."""
+    from dedup.text.wordhash import word_hashes_many as compiled
+
+    return compiled(texts, seed)
 
 
 def shingle_hashes_of_words(hashes: npt.NDArray[np.uint64], n: int = 3) -> HashArray:

@@ -16,7 +16,7 @@ when it first hashes a text and worker processes import it before they are forke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import numba
@@ -119,76 +119,100 @@ _TABLE = _table()
 
 _types: Any = numba.types
 # The code points come from np.frombuffer over bytes, read-only: a string signature cannot say so.
-_HASH_WORDS = _types.UniTuple(numba.int64, 2)(_types.Array(numba.uint32, 1, "C", readonly=True), numba.int32[::1],
-                                               numba.uint64, numba.uint64[::1], numba.int64[:, ::1])
+_HASH_WORDS = numba.int64(_types.Array(numba.uint32, 1, "C", readonly=True), numba.int64[::1], numba.int32[::1],
+                          numba.uint64, numba.uint64[::1], numba.int64[::1], numba.int64[:, ::1])
 
 
 @_compiled(_HASH_WORDS)
-def _hash_words(code_points: npt.NDArray[np.uint32], table: npt.NDArray[np.int32], seed: np.uint64,
-                out: npt.NDArray[np.uint64], elsewhere: npt.NDArray[np.int64]) -> tuple[int, int]:
-    """Write the word hashes of a text to ``out`` and return how many, with the number of tokens
-    left to Python: for each, its start and end (code points) and where its hashes go in ``out``."""
-    n = code_points.size
-    word = np.empty(3 * n + 3, dtype=np.uint8)  # the current word in UTF-8 (the table maps into the BMP)
-    length = count = left = 0
-    token_start = token_out = 0
-    i = 0
-    while i < n:
-        cp = code_points[i]
-        becomes = table[cp] if cp < table.size else _ELSEWHERE
-        if becomes >= 0:
-            if becomes < 0x80:
-                word[length] = becomes
-                length += 1
-            elif becomes < 0x800:
-                word[length] = 0xC0 | (becomes >> 6)
-                word[length + 1] = 0x80 | (becomes & 0x3F)
-                length += 2
-            else:
-                word[length] = 0xE0 | (becomes >> 12)
-                word[length + 1] = 0x80 | ((becomes >> 6) & 0x3F)
-                word[length + 2] = 0x80 | (becomes & 0x3F)
-                length += 3
-        elif becomes == _ELSEWHERE:  # the token's words so far are dropped: Python does it all
-            end = i
-            while end < n and not (code_points[end] < table.size and table[code_points[end]] == _SPACE):
-                end += 1
-            elsewhere[left, 0], elsewhere[left, 1], elsewhere[left, 2] = token_start, end, token_out
-            left += 1
-            count, length, i = token_out, 0, end
-            continue
-        elif becomes != _REMOVED:  # a break or white space ends the word
-            if length:
-                out[count] = xxh64(word, length, seed)
-                count += 1
-                length = 0
-            if becomes == _SPACE:
-                token_start, token_out = i + 1, count
-        i += 1
-    if length:
-        out[count] = xxh64(word, length, seed)
-        count += 1
-    return count, left
+def _hash_words(code_points: npt.NDArray[np.uint32], starts: npt.NDArray[np.int64], table: npt.NDArray[np.int32],
+                seed: np.uint64, out: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64],
+                elsewhere: npt.NDArray[np.int64]) -> int:
+    """Write the word hashes of texts to ``out``, end to end, and how many each has to ``counts``;
+    return the number of tokens left to Python: for each, its start and end (code points), where
+    its hashes go in ``out`` and its text. Text ``d`` is ``code_points[starts[d]:starts[d + 1] - 1]``
+    (each text is followed by one separator, which is not read)."""
+    longest = 0
+    for d in range(starts.size - 1):
+        longest = max(longest, starts[d + 1] - 1 - starts[d])
+    word = np.empty(3 * longest + 3, dtype=np.uint8)  # the current word in UTF-8 (the table maps into the BMP)
+    count = left = 0
+    for d in range(starts.size - 1):
+        first, n = count, starts[d + 1] - 1
+        length = 0
+        i = token_start = starts[d]
+        token_out = count
+        while i < n:
+            cp = code_points[i]
+            becomes = table[cp] if cp < table.size else _ELSEWHERE
+            if becomes >= 0:
+                if becomes < 0x80:
+                    word[length] = becomes
+                    length += 1
+                elif becomes < 0x800:
+                    word[length] = 0xC0 | (becomes >> 6)
+                    word[length + 1] = 0x80 | (becomes & 0x3F)
+                    length += 2
+                else:
+                    word[length] = 0xE0 | (becomes >> 12)
+                    word[length + 1] = 0x80 | ((becomes >> 6) & 0x3F)
+                    word[length + 2] = 0x80 | (becomes & 0x3F)
+                    length += 3
+            elif becomes == _ELSEWHERE:  # the token's words so far are dropped: Python does it all
+                end = i
+                while end < n and not (code_points[end] < table.size and table[code_points[end]] == _SPACE):
+                    end += 1
+                elsewhere[left, 0], elsewhere[left, 1], elsewhere[left, 2], elsewhere[left, 3] = (
+                    token_start, end, token_out, d)
+                left += 1
+                count, length, i = token_out, 0, end
+                continue
+            elif becomes != _REMOVED:  # a break or white space ends the word
+                if length:
+                    out[count] = xxh64(word, length, seed)
+                    count += 1
+                    length = 0
+                if becomes == _SPACE:
+                    token_start, token_out = i + 1, count
+            i += 1
+        if length:
+            out[count] = xxh64(word, length, seed)
+            count += 1
+        counts[d] = count - first
+    return left
 
 
 def word_hashes(text: str, seed: int = 0) -> npt.NDArray[np.uint64]:
     """xxh64 of each normalized word of ``text``, in order (see the module's docstring)."""
+    return word_hashes_many([text], seed)[0]
+
+
+def word_hashes_many(texts: Sequence[str], seed: int = 0) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """The word hashes of several texts end to end, and how many each has: :func:`word_hashes`
+    of each, in one encoding and one call of the kernel (per text, those cost about as much as
+    hashing a short text)."""
     # One code point per item (a lone surrogate too: it goes to Python, which refuses it as before).
-    code_points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    most = code_points.size // 2 + 1  # words (and tokens) alternate with what separates them
+    # A line feed after each text: it ends a token, so no token is cut (and it is not read).
+    joined = texts[0] if len(texts) == 1 else "\n".join(texts)
+    code_points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    starts = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1, out=starts[1:])
+    most = code_points.size // 2 + len(texts) + 1  # words (and tokens) alternate with what separates them
     out = np.empty(most, dtype=np.uint64)
-    elsewhere = np.empty((most, 3), dtype=np.int64)
-    count, left = _hash_words(code_points, _TABLE, np.uint64(seed), out, elsewhere)
+    counts = np.empty(len(texts), dtype=np.int64)
+    elsewhere = np.empty((most, 4), dtype=np.int64)
+    left = _hash_words(code_points, starts, _TABLE, np.uint64(seed), out, counts, elsewhere)
+    total = int(counts.sum())
     if not left:
-        return out[:count]
+        return out[:total], counts
     pieces, done = [], 0
-    for start, end, at in elsewhere[:left].tolist():
+    for start, end, at, d in elsewhere[:left].tolist():
         pieces.append(out[done:at])
-        pieces.append(np.array([xxhash.xxh64_intdigest(w.encode("utf-8"), seed)
-                                for w in normalized_words(text[start:end])], dtype=np.uint64))
+        hashes = [xxhash.xxh64_intdigest(w.encode("utf-8"), seed) for w in normalized_words(joined[start:end])]
+        pieces.append(np.array(hashes, dtype=np.uint64))
+        counts[d] += len(hashes)
         done = at
-    pieces.append(out[done:count])
-    return np.concatenate(pieces)
+    pieces.append(out[done:total])
+    return np.concatenate(pieces), counts
 
 
 @_inline
