@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
@@ -890,6 +892,36 @@ def test_workers_run_polars_on_one_thread_each(worker_pool_of_two: Executor) -> 
     pool as large as the machine (which oversubscribed the cores)."""
     sizes = [worker_pool_of_two.submit(pl.thread_pool_size) for _ in range(4)]
     assert [f.result() for f in sizes] == [1, 1, 1, 1]
+
+
+def test_the_kernels_warmed_while_a_dump_is_read_are_those_its_matching_calls(stories: dict[str, str]) -> None:
+    """warm_kernels (run in a thread while a large dump is read) loads every compiled kernel a
+    compiled detector then calls, for the very argument types: matching the dump loads none.
+    In a process of its own, where numba has loaded nothing yet."""
+    code = """
+import json, sys
+import numba
+from dedup import Article, Detector, _compiled
+from dedup.detector import warm_kernels
+
+def loaded():
+    return {name: [str(s) for s in f.signatures] for name in dir(_compiled)
+            if isinstance(f := getattr(_compiled, name), numba.core.registry.CPUDispatcher) and f.signatures}
+
+warm_kernels()
+warmed = loaded()
+stories = json.loads(sys.argv[1])
+with Detector.in_memory(keep_texts=False, keep_details=False) as d:
+    d.compile()
+    # (enough for the band table to grow, as a large dump's does)
+    d.add_all([Article(id=f"{k}-{i}", text=f"{t} {i}", published=f"2016-01-0{1 + i % 9}") for i in range(140)
+               for k, t in stories.items()])
+print(json.dumps([sorted(warmed), loaded() == warmed]))
+"""
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(stories)], capture_output=True, text=True, check=True)
+    warmed, nothing_new = json.loads(out.stdout)
+    assert {"band_table_add", "band_table_grown", "count_and_verify"} <= set(warmed)
+    assert nothing_new
 
 
 def test_workers_yield_the_cores_to_the_process_that_adds_the_articles(worker_pool_of_two: Executor) -> None:
