@@ -16,7 +16,7 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -977,18 +977,30 @@ def _write_frames(frames: Iterable[pl.DataFrame], target: Path, schema: Mapping[
     suffix = target.suffix.lower()
     written = 0
     with _atomic(target) as (tmp, parts):
-        if suffix in (".jsonl", ".ndjson"):
-            with open(tmp, "wb") as out:
-                for frame in frames:
-                    frame.write_ndjson(out)
-                    written += frame.height
-            return written
-        parts.mkdir(exist_ok=True)
-        files: list[Path] = []
-        for frame in frames:
-            files.append(parts / f"{len(files):06d}.arrow")
-            frame.write_ipc(files[-1])
-            written += frame.height
+        # Each frame is written in a thread while the next one is made (polars writes without
+        # Python's lock; making a frame is Python's work), one frame at a time, in order.
+        with ThreadPoolExecutor(1, thread_name_prefix="dedup-write") as writer:
+            writing: Future[None] | None = None
+            if suffix in (".jsonl", ".ndjson"):
+                with open(tmp, "wb") as out:
+                    for frame in frames:
+                        if writing is not None:
+                            writing.result()
+                        writing = writer.submit(frame.write_ndjson, out)
+                        written += frame.height
+                    if writing is not None:
+                        writing.result()
+                return written
+            parts.mkdir(exist_ok=True)
+            files: list[Path] = []
+            for frame in frames:
+                files.append(parts / f"{len(files):06d}.arrow")
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(frame.write_ipc, files[-1])
+                written += frame.height
+            if writing is not None:
+                writing.result()
         if not files:
             empty = pl.DataFrame(schema=schema)
             empty.write_csv(tmp) if suffix == ".csv" else empty.write_parquet(tmp)
