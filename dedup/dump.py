@@ -975,32 +975,18 @@ def write_columns(batches: Iterable[Mapping[str, list[Any]]], path: str | Path,
 
 def _write_frames(frames: Iterable[pl.DataFrame], target: Path, schema: Mapping[str, pl.DataType] | None) -> int:
     suffix = target.suffix.lower()
-    written = 0
     with _atomic(target) as (tmp, parts):
-        # Each frame is written in a thread while the next one is made (polars writes without
-        # Python's lock; making a frame is Python's work), one frame at a time, in order.
-        with ThreadPoolExecutor(1, thread_name_prefix="dedup-write") as writer:
-            writing: Future[None] | None = None
-            if suffix in (".jsonl", ".ndjson"):
-                with open(tmp, "wb") as out:
-                    for frame in frames:
-                        if writing is not None:
-                            writing.result()
-                        writing = writer.submit(frame.write_ndjson, out)
-                        written += frame.height
-                    if writing is not None:
-                        writing.result()
-                return written
-            parts.mkdir(exist_ok=True)
-            files: list[Path] = []
-            for frame in frames:
-                files.append(parts / f"{len(files):06d}.arrow")
-                if writing is not None:
-                    writing.result()
-                writing = writer.submit(frame.write_ipc, files[-1])
-                written += frame.height
-            if writing is not None:
-                writing.result()
+        if suffix in (".jsonl", ".ndjson"):
+            with open(tmp, "wb") as out:
+                return _write_each(frames, lambda frame: frame.write_ndjson(out))
+        parts.mkdir(exist_ok=True)
+        files: list[Path] = []
+
+        def part(frame: pl.DataFrame) -> None:
+            files.append(parts / f"{len(files):06d}.arrow")
+            frame.write_ipc(files[-1])
+
+        written = _write_each(frames, part)
         if not files:
             empty = pl.DataFrame(schema=schema)
             empty.write_csv(tmp) if suffix == ".csv" else empty.write_parquet(tmp)
@@ -1013,6 +999,23 @@ def _write_frames(frames: Iterable[pl.DataFrame], target: Path, schema: Mapping[
                 # polars' default row group (hundreds of thousands of rows) is held whole in
                 # memory before it is written: for the nested stories table that was 400 MB at 1M.
                 lazy.sink_parquet(tmp, row_group_size=_ROW_GROUP_ROWS)
+    return written
+
+
+def _write_each(frames: Iterable[pl.DataFrame], write: Callable[[pl.DataFrame], None]) -> int:
+    """``write`` each frame, one at a time and in order, in a thread while the next frame is made
+    (polars writes without Python's lock, and making a frame is Python's work: writing the items
+    of a 100k-article scan took 0.31-0.33 s instead of 0.47-0.60 s); the number of rows."""
+    written = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="dedup-write") as writer:
+        writing: Future[None] | None = None
+        for frame in frames:
+            if writing is not None:
+                writing.result()
+            writing = writer.submit(write, frame)
+            written += frame.height
+        if writing is not None:
+            writing.result()
     return written
 
 
