@@ -29,6 +29,10 @@ def positional(cls: type[_T]) -> Callable[..., _T]:
     return build
 
 
+#: What the id of an article appended to a page adds to the page's id (``PAGE#embedded-1``).
+EMBEDDED_MARK = "#embedded-"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Article:
     """One news item as the detector sees it.

@@ -30,7 +30,7 @@ from typing import IO, Any
 import xxhash
 
 from dedup._errors import InputError
-from dedup._model import Article, positional
+from dedup._model import EMBEDDED_MARK, Article, positional
 
 RUN_BLOCK = 64  # articles a pickle in a run: what each run holds in memory while the runs are merged
 
@@ -137,9 +137,11 @@ def read_run(path: Path, dropped: frozenset[int], *, texts: bool = True) -> Iter
                 yield article, (name, offset, place, article.id)
 
 
-def articles_at(places: list[Place]) -> list[tuple[Article, str]]:
+def articles_at(places: list[Place], digests: bool = True) -> list[tuple[Article, str]]:
     """The articles at these places of run files (each block read once), in the order given,
-    with their content digests."""
+    with their content digests. Without ``digests``, those a run does not hold are not computed
+    (an empty string) but for ids that an appended article's could be (:data:`EMBEDDED_MARK`):
+    see :class:`dedup.detector.SketchAhead`."""
     handles: dict[str, IO[bytes]] = {}
     blocks: dict[tuple[str, int], tuple[list[Any], Any]] = {}
     try:
@@ -160,7 +162,9 @@ def articles_at(places: list[Place]) -> list[tuple[Article, str]]:
                                        f"{offset}/{place}")
                 article = _article(row, sources.text(rows, stored, place))
                 digest = row[-1]
-                if digest is None:  # read from its line: hashed now
+                if digest is None and not digests and EMBEDDED_MARK not in article_id:
+                    digest = ""
+                elif digest is None:  # read from its line: hashed now
                     digest = content_digest(article.text.encode("utf-8", "surrogatepass"), article.title, article.url,
                                             article.outlet, article.published)
                 out.append((article, digest))

@@ -115,7 +115,9 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
         # reads the dump.
         keep_freed_memory()  # (this process makes and drops large buffers too: see there)
         pool = worker_pool(workers) if workers > 1 and not match_only else None
-        ahead = SketchAhead(pool, DetectorConfig().sketch) if pool is not None else None
+        # Without a state, the detector starts empty and the dump's ids are unique: the workers
+        # need not compute the digests that only a repeated id is compared by (see SketchAhead).
+        ahead = SketchAhead(pool, DetectorConfig().sketch, digests=bool(state)) if pool is not None else None
         try:
             # Imported here, not at the top: spawned workers import this module again, and need no
             # polars.

@@ -1161,6 +1161,58 @@ def test_a_scan_without_state_reads_the_texts_of_worker_runs_only_in_the_workers
         assert dump._pool is None and all(a.text for a in dump)  # runs written here keep their texts
 
 
+def test_without_digests_the_workers_still_hash_the_ids_an_appended_article_can_have(
+        tmp_path: Path, readers: Executor, stories: dict[str, str]) -> None:
+    """A scan without a state has the workers leave out the digests of the articles they read
+    back (SketchAhead(digests=False)): nothing compares them, as a dump's ids are unique. An id
+    that an appended article's can be (PAGE#embedded-1) is hashed all the same: met twice, it is
+    told apart by content exactly as with digests. A detector that holds articles refuses it."""
+    from dedup import DuplicateIdError
+    from dedup._runs import articles_at
+    from dedup.detector import SketchAhead, SketchConfig
+    from dedup.dump import Dump
+
+    page = {"id": "page", "text": stories["summit"] + "\nإقرأ أيضاً:\n" + stories["health"], "published": "2016-01-01"}
+    same = {"id": "page#embedded-1", "text": stories["health"], "published": "2016-01-01"}
+    changed = dict(same, text=stories["health"] + " تعديل")
+    others = [{"id": k, "text": t, "published": "2016-01-03"} for k, t in stories.items() if k != "health"]
+    outcomes: dict[bool, list[Any]] = {}
+    for digests in (True, False):
+        for copy in (same, changed):
+            path = write_jsonl(tmp_path / f"{digests}-{copy is same}.jsonl", [page, copy, *others])
+            with Detector.in_memory(keep_texts=False) as detector:
+                ahead = SketchAhead(readers, SketchConfig(), digests=digests)
+                places: list[Any] = []
+
+                def on_place(article: Article, place: Any, ahead: SketchAhead = ahead,
+                             into: list[Any] = places) -> None:
+                    into.append(place)
+                    ahead.place(article, place)
+
+                try:
+                    with Dump([path], ReadReport(), run_rows=2, pool=readers, texts=False, on_place=on_place) as dump:
+                        articles = list(dump)
+                        found = {a.id: digest for a, digest in articles_at(places, digests)}
+                        assert found["page#embedded-1"] != "" and (found["page"] == "") != digests
+                        try:
+                            detector.add_all(articles, ahead=ahead)
+                            outcomes.setdefault(digests, []).append(sorted(detector.assignments()))
+                        except DuplicateIdError as exc:
+                            outcomes.setdefault(digests, []).append(str(exc))
+                finally:
+                    ahead.close()
+    assert outcomes[True] == outcomes[False]
+    assert isinstance(outcomes[True][0], list) and isinstance(outcomes[True][1], str)  # unchanged, refused
+    with Detector.in_memory() as detector:
+        detector.add(Article(id="x", text=stories["summit"]))
+        ahead = SketchAhead(readers, SketchConfig(), digests=False)
+        try:
+            with pytest.raises(ValueError, match="holds no articles yet"):
+                detector.add_all([Article(id="y", text=stories["health"])], ahead=ahead)
+        finally:
+            ahead.close()
+
+
 def test_articles_whose_texts_stayed_in_the_runs_are_sketched_and_checked_from_the_runs(
         tmp_path: Path, readers: Executor, stories: dict[str, str]) -> None:
     """Articles merged from the workers' runs come without their texts: however few they are,
