@@ -162,12 +162,10 @@ def articles_at(places: list[Place], digests: bool = True) -> list[tuple[Article
                                        f"{offset}/{place}")
                 article = _article(row, sources.text(rows, stored, place))
                 digest = row[-1]
-                if digest is None and not digests and EMBEDDED_MARK not in article_id:
-                    digest = ""
-                elif digest is None:  # read from its line: hashed now
+                if digest is None and (digests or EMBEDDED_MARK in article_id):  # read from its line: hashed now
                     digest = content_digest(article.text.encode("utf-8", "surrogatepass"), article.title, article.url,
                                             article.outlet, article.published)
-                out.append((article, digest))
+                out.append((article, digest or ""))
             return out
     finally:
         for fh in handles.values():

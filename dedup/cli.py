@@ -125,12 +125,11 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
                 ITEM_SCHEMA,
                 STORY_BATCH,
                 STORY_SCHEMA,
-                WORKER_READ_BYTES,
                 Columns,
                 Dump,
                 ReadReport,
-                _text_bytes,
                 expand_inputs,
+                large_dump,
                 story_row,
                 write_columns,
                 write_table,
@@ -140,7 +139,7 @@ def scan(inputs: tuple[str, ...], output: Path, clusters: Path | None, state: Pa
             columns = Columns(id=id_col, text=text_col, title=title_col, url=url_col, outlet=outlet_col,
                               published=published_col, byline=byline_col)
             paths = expand_inputs(list(inputs))
-            if not match_only and _text_bytes(paths) >= WORKER_READ_BYTES:
+            if not match_only and large_dump(paths):
                 # A dump this large is matched with the compiled kernels (Detector.compile): they
                 # are loaded beside the reading, which leaves this process waiting for the workers
                 # (0.3-0.6 s of 2 s at 100k articles), not before the first batches.

@@ -186,6 +186,8 @@ class SketchAhead:
     yet (:meth:`Detector.add_all` refuses any other) fed a dump's articles, whose ids are
     unique (:class:`dedup.dump.Dump`), a digest is compared only when an id is met again, which
     only an appended article's id can be (``PAGE#embedded-1``), and those digests are computed.
+    The others' records then have an empty ``content_hash``: a detector whose state is kept
+    (a store) needs them, and takes the default.
     """
 
     def __init__(self, pool: Executor, config: SketchConfig, limit: int = 20_000, *, digests: bool = True) -> None:

@@ -148,7 +148,7 @@ class Dump:
         self._memory: list[Article] = []
         self._count = 0
         self._on_read = on_read
-        self._pool = pool if pool is not None and _text_bytes(paths) >= WORKER_READ_BYTES else None
+        self._pool = pool if pool is not None and large_dump(paths) else None
         self._on_place = on_place
         self._texts = texts or on_place is None
         self._read_there: set[Path] = set()  # the runs the workers wrote
@@ -329,6 +329,12 @@ _BLOCKS_IN_FLIGHT = 3  # blocks (JSONL lines, table batches) handed to the worke
 # What a worker says of each row of a block: (line or row, id, fingerprint) for an article,
 # (line or row, error) for one that cannot be read.
 _Checked = tuple[int, str, int] | tuple[int, InputError]
+
+
+def large_dump(paths: list[Path]) -> bool:
+    """Whether these files hold :data:`WORKER_READ_BYTES` of text or more: a dump the workers read
+    (see :class:`Dump`), and which is matched with the compiled kernels from the start."""
+    return _text_bytes(paths) >= WORKER_READ_BYTES
 
 
 def _text_bytes(paths: list[Path]) -> int:
