@@ -110,6 +110,29 @@ def test_library_and_cli_give_the_same_clusters(tmp_path: Path, stories: dict[st
     assert {(x.article_id, x.story_id) for x in decisions} == {(r["id"], r["cluster"]) for r in items}
 
 
+@pytest.mark.parametrize("name, method", [("t.jsonl", "write_ndjson"), ("t.parquet", "write_ipc")])
+def test_a_batch_that_fails_to_be_written_leaves_no_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          name: str, method: str) -> None:
+    """Batches are written in a thread while the next is made: the error of one that fails comes
+    out of write_columns, and neither the table nor a temporary file is left."""
+    from dedup.dump import write_columns
+
+    written = getattr(pl.DataFrame, method)
+    calls: list[int] = []
+
+    def failing(self: pl.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return written(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, method, failing)
+    batches = ({"id": [f"{b}-{i}" for i in range(3)]} for b in range(4))
+    with pytest.raises(OSError, match="disk full"):
+        write_columns(batches, tmp_path / name, {"id": pl.String})
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+
 def test_malformed_json_line_names_file_and_line(tmp_path: Path, stories: dict[str, str]) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"id": "a", "text": stories["tech"]}) + "\n{broken\n", encoding="utf-8")
